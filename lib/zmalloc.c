@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * zmalloc.c - the allocation families: plain, try, usable, calloc, realloc,
+ * free, and the size queries.
+ *
+ * Every path does the same three things around the backend call: account
+ * the block in the calling thread's used_memory slot, fire the probe of the
+ * operation (its arguments computed only while a tracer is attached), and,
+ * on failure, fire oom and call the OOM handler unless it is a try call.
+ *
+ * The free probe fires before the block goes back to the backend: once it
+ * is released another thread may be handed the same address, and a tracer
+ * must see this free before that thread's alloc.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "zm_backend.h"
+#include "zm_counters.h"
+#include "zm_usdt.h"
+#include "zmalloc.h"
+
+/*
+ * The probe provider is the bare token zmalloc, which zmalloc.h maps to
+ * zm_malloc; sdt.h would expand it. zm_malloc is defined by its own name.
+ */
+#undef zmalloc
+
+#define ZM_API __attribute__((visibility("default")))
+
+/* Valkey's limit: a request of half the address space or more fails. */
+#define ZM_MAX_REQUEST (SIZE_MAX / 2)
+
+/* Valkey's rule: a request for 0 bytes is served as sizeof(long). */
+#define ZM_MIN_SIZE(n) ((n) > 0 ? (n) : sizeof(long))
+
+ZM_PROBE_DEFINE(alloc);
+ZM_PROBE_DEFINE(free);
+ZM_PROBE_DEFINE(realloc);
+ZM_PROBE_DEFINE(oom);
+
+/* The one place the library writes: zmalloc's documented OOM behaviour. */
+static void zm_default_oom(size_t size)
+{
+	fprintf(stderr, "zmalloc: Out of memory trying to allocate %zu bytes\n",
+		size);
+	fflush(stderr);
+	abort();
+}
+
+static void (*zm_oom_handler)(size_t) = zm_default_oom;
+
+static void zm_oom(size_t size)
+{
+	void (*handler)(size_t) =
+		__atomic_load_n(&zm_oom_handler, __ATOMIC_ACQUIRE);
+
+	handler(size);
+}
+
+static inline __attribute__((always_inline)) void *
+zm_alloc(size_t size, bool zero, size_t *usable)
+{
+	size_t got;
+	void *ptr;
+
+	if (__builtin_expect(size >= ZM_MAX_REQUEST, 0))
+		goto fail;
+	ptr = zero ? zm_be_calloc(ZM_MIN_SIZE(size))
+		   : zm_be_malloc(ZM_MIN_SIZE(size));
+	if (__builtin_expect(ptr == NULL, 0))
+		goto fail;
+	got = zm_be_usable(ptr);
+	zm_account((int64_t)(got + ZM_BE_OVERHEAD));
+	ZM_FIRE(alloc, ptr, size, got);
+	if (usable)
+		*usable = got;
+	return ptr;
+fail:
+	ZM_FIRE(oom, size);
+	if (usable)
+		*usable = 0;
+	return NULL;
+}
+
+/* usable is the block's usable size, known by the caller or looked up. */
+static inline __attribute__((always_inline)) void zm_release(void *ptr,
+							     size_t usable)
+{
+	zm_account(-(int64_t)(usable + ZM_BE_OVERHEAD));
+	ZM_FIRE(free, ptr, usable);
+	zm_be_free_sized(ptr, usable);
+}
+
+static inline __attribute__((always_inline)) void *
+zm_resize(void *ptr, size_t size, size_t *usable)
+{
+	size_t old_usable, got;
+	uintptr_t old_addr; /* for the probe: ptr is dead after a move */
+	void *moved;
+
+	if (ptr == NULL)
+		return zm_alloc(size, false, usable);
+	if (size == 0) {
+		zm_release(ptr, zm_be_usable(ptr));
+		if (usable)
+			*usable = 0;
+		return NULL;
+	}
+	if (__builtin_expect(size >= ZM_MAX_REQUEST, 0))
+		goto fail;
+	old_usable = zm_be_usable(ptr);
+	old_addr = (uintptr_t)ptr;
+	/* Only the address is reported; hide its origin from -Wuse-after-free. */
+	__asm__("" : "+r"(old_addr));
+	moved = zm_be_realloc(ptr, size);
+	if (__builtin_expect(moved == NULL, 0))
+		goto fail; /* the old block is untouched and still counted */
+	got = zm_be_usable(moved);
+	zm_account((int64_t)got - (int64_t)old_usable);
+	ZM_FIRE(realloc, old_addr, moved, old_usable, size, got);
+	if (usable)
+		*usable = got;
+	return moved;
+fail:
+	ZM_FIRE(oom, size);
+	if (usable)
+		*usable = 0;
+	return NULL;
+}
+
+ZM_API void *zm_malloc(size_t size)
+{
+	void *ptr = zm_alloc(size, false, NULL);
+
+	if (!ptr)
+		zm_oom(size);
+	return ptr;
+}
+
+ZM_API void *zcalloc(size_t size)
+{
+	void *ptr = zm_alloc(size, true, NULL);
+
+	if (!ptr)
+		zm_oom(size);
+	return ptr;
+}
+
+/* As Valkey: a zero size or a product that wraps is an OOM of SIZE_MAX. */
+ZM_API void *zcalloc_num(size_t num, size_t size)
+{
+	void *ptr;
+
+	if (size == 0 || num > SIZE_MAX / size) {
+		ZM_FIRE(oom, SIZE_MAX);
+		zm_oom(SIZE_MAX);
+		return NULL;
+	}
+	ptr = zm_alloc(num * size, true, NULL);
+	if (!ptr)
+		zm_oom(num * size);
+	return ptr;
+}
+
+ZM_API void *zrealloc(void *ptr, size_t size)
+{
+	void *moved = zm_resize(ptr, size, NULL);
+
+	if (!moved && size != 0)
+		zm_oom(size);
+	return moved;
+}
+
+ZM_API void *ztrymalloc(size_t size)
+{
+	return zm_alloc(size, false, NULL);
+}
+
+ZM_API void *ztrycalloc(size_t size)
+{
+	return zm_alloc(size, true, NULL);
+}
+
+ZM_API void *ztryrealloc(void *ptr, size_t size)
+{
+	return zm_resize(ptr, size, NULL);
+}
+
+ZM_API void *zmalloc_usable(size_t size, size_t *usable)
+{
+	void *ptr = zm_alloc(size, false, usable);
+
+	if (!ptr)
+		zm_oom(size);
+	return ptr;
+}
+
+ZM_API void *zcalloc_usable(size_t size, size_t *usable)
+{
+	void *ptr = zm_alloc(size, true, usable);
+
+	if (!ptr)
+		zm_oom(size);
+	return ptr;
+}
+
+ZM_API void *zrealloc_usable(void *ptr, size_t size, size_t *usable)
+{
+	void *moved = zm_resize(ptr, size, usable);
+
+	if (!moved && size != 0)
+		zm_oom(size);
+	return moved;
+}
+
+ZM_API void *ztrymalloc_usable(size_t size, size_t *usable)
+{
+	return zm_alloc(size, false, usable);
+}
+
+ZM_API void *ztrycalloc_usable(size_t size, size_t *usable)
+{
+	return zm_alloc(size, true, usable);
+}
+
+ZM_API void *ztryrealloc_usable(void *ptr, size_t size, size_t *usable)
+{
+	return zm_resize(ptr, size, usable);
+}
+
+ZM_API char *zstrdup(const char *s)
+{
+	size_t len = strlen(s) + 1;
+	char *copy = zm_malloc(len);
+
+	memcpy(copy, s, len);
+	return copy;
+}
+
+ZM_API void zfree(void *ptr)
+{
+	if (ptr == NULL)
+		return;
+	zm_release(ptr, zm_be_usable(ptr));
+}
+
+ZM_API void zfree_usable(void *ptr, size_t *usable)
+{
+	size_t size = 0;
+
+	if (ptr != NULL) {
+		size = zm_be_usable(ptr);
+		zm_release(ptr, size);
+	}
+	if (usable)
+		*usable = size;
+}
+
+ZM_API void zfree_with_size(void *ptr, size_t size)
+{
+	if (ptr == NULL)
+		return;
+#ifdef ZM_BACKEND_PREFIX
+	/* The header is authoritative and costs nothing to read here. */
+	size = zm_be_usable(ptr);
+#endif
+	zm_release(ptr, size);
+}
+
+ZM_API size_t zmalloc_size(void *ptr)
+{
+	return zm_be_usable(ptr) + ZM_BE_OVERHEAD;
+}
+
+ZM_API size_t zmalloc_usable_size(void *ptr)
+{
+	return zm_be_usable(ptr);
+}
+
+ZM_API void *extend_to_usable(void *ptr, size_t size)
+{
+	(void)size;
+	return ptr;
+}
+
+ZM_API size_t zmalloc_used_memory(void)
+{
+	int64_t sum = zm_counters_sum();
+
+	/* Racing reads of other threads' slots can dip below zero. */
+	return sum > 0 ? (size_t)sum : 0;
+}
+
+ZM_API void zmalloc_set_oom_handler(void (*oom_handler)(size_t))
+{
+	__atomic_store_n(&zm_oom_handler,
+			 oom_handler ? oom_handler : zm_default_oom,
+			 __ATOMIC_RELEASE);
+}
+
+ZM_API void zmalloc_enable_thread_safeness(void)
+{
+	/* Always thread-safe: kept so that classic callers still link. */
+}
+
+ZM_API float zmalloc_get_fragmentation_ratio(size_t rss)
+{
+	size_t used = zmalloc_used_memory();
+
+	return used ? (float)rss / (float)used : 0;
+}
