@@ -13,7 +13,8 @@ for f in "$dir"/*; do
 	passed=$((passed + p)) failed=$((failed + fl)) skipped=$((skipped + s))
 	suites=$((suites + 1))
 done
-echo "all suites ($suites): $passed passed, $failed failed, $skipped skipped"
+echo "suites: $suites"
+echo "total: $passed passed, $failed failed, $skipped skipped"
 if [ "$suites" -eq 0 ] || [ "$passed" -eq 0 ]; then
 	echo "summarize: no test ran" >&2
 	exit 1
