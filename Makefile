@@ -209,7 +209,8 @@ BENCH_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) -Iinclude \
 $(BUILD)/bench/bench_zmalloc: tests/bench/bench_zmalloc.c
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(BENCH_CFLAGS) $< -o $@ -ldl -lpthread -lm
+	$(Q)$(CC) $(BENCH_CFLAGS) $< -o $@ -ldl -lpthread -Wl,--no-as-needed \
+		-lc -ljemalloc
 
 bench-zmalloc: $(BUILD)/bench/bench_zmalloc
 	$(Q)$(MAKE) --no-print-directory MALLOC=libc lib

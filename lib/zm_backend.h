@@ -8,6 +8,8 @@
  *   zm_be_malloc(n), zm_be_calloc(n), zm_be_realloc(p, n), zm_be_free(p)
  *   zm_be_free_sized(p, usable)  free a block whose usable size is known
  *   zm_be_usable(p)              bytes the caller may use in block p
+ *   zm_be_usable_new(p, n)       the same for a block just allocated for n
+ *                                bytes, where the backend can tell cheaper
  *   ZM_BE_OVERHEAD               bytes a block costs beyond its usable size
  *
  * and a block counts for zm_be_usable(p) + ZM_BE_OVERHEAD in used_memory,
@@ -63,6 +65,12 @@ static inline void zm_be_free_sized(void *p, size_t usable)
 
 static inline size_t zm_be_usable(void *p)
 {
+	return malloc_usable_size(p);
+}
+
+static inline size_t zm_be_usable_new(void *p, size_t n)
+{
+	(void)n;
 	return malloc_usable_size(p);
 }
 
@@ -129,6 +137,12 @@ static inline size_t zm_be_usable(void *p)
 	return *(size_t *)zm_prefix_base(p);
 }
 
+static inline size_t zm_be_usable_new(void *p, size_t n)
+{
+	(void)p;
+	return n;
+}
+
 #elif defined(ZM_BACKEND_JEMALLOC)
 /*
  * Debian's libjemalloc exports its API unprefixed. The standard names
@@ -169,6 +183,13 @@ static inline void zm_be_free_sized(void *p, size_t usable)
 static inline size_t zm_be_usable(void *p)
 {
 	return sallocx(p, 0);
+}
+
+/* The size class of the request: arithmetic, no lookup of the block. */
+static inline size_t zm_be_usable_new(void *p, size_t n)
+{
+	(void)p;
+	return nallocx(n, 0);
 }
 
 #endif

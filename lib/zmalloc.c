@@ -72,7 +72,7 @@ zm_alloc(size_t size, bool zero, size_t *usable)
 		   : zm_be_malloc(ZM_MIN_SIZE(size));
 	if (__builtin_expect(ptr == NULL, 0))
 		goto fail;
-	got = zm_be_usable(ptr);
+	got = zm_be_usable_new(ptr, ZM_MIN_SIZE(size));
 	zm_account((int64_t)(got + ZM_BE_OVERHEAD));
 	ZM_FIRE(alloc, ptr, size, got);
 	if (usable)
@@ -118,7 +118,7 @@ zm_resize(void *ptr, size_t size, size_t *usable)
 	moved = zm_be_realloc(ptr, size);
 	if (__builtin_expect(moved == NULL, 0))
 		goto fail; /* the old block is untouched and still counted */
-	got = zm_be_usable(moved);
+	got = zm_be_usable_new(moved, size);
 	zm_account((int64_t)got - (int64_t)old_usable);
 	ZM_FIRE(realloc, old_addr, moved, old_usable, size, got);
 	if (usable)
