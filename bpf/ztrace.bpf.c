@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * ztrace.bpf.c - the kernel side of ztrace: programs on the zmalloc USDT
+ * probes (contract: include/zmalloc_probes.h) that keep per-size histograms,
+ * every outstanding block, per-stack totals and a counter for everything
+ * that could not be recorded. Layouts: ztrace.h.
+ *
+ * Every counter lives in a per-CPU slot and is updated with an atomic add:
+ * a per-CPU slot is never contended, and the add stays correct when a
+ * preempted program shares its CPU with another one.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+
+#include "ztrace.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Configuration, set by ztrace between open and load. */
+const volatile __u32 targ_tgid = 0;	/* 0: every process */
+const volatile bool capture_stacks = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ZT_HIST_KINDS * ZT_HIST_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct zt_hist_slot);
+} hist SEC(".maps");
+
+/* Sized by --max-blocks before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, ZT_DEFAULT_MAX_BLOCKS);
+	__type(key, __u64);
+	__type(value, struct zt_block);
+} live SEC(".maps");
+
+/* Sized by --max-stacks and --stack-depth before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, ZT_DEFAULT_MAX_STACKS);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, ZT_DEFAULT_STACK_DEPTH * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, ZT_DEFAULT_MAX_STACKS + 1);
+	__type(key, __u32);
+	__type(value, struct zt_stack_totals);
+} stack_totals SEC(".maps");
+
+#define ADD(field, val) __sync_fetch_and_add(&(field), (val))
+
+static __always_inline bool is_target(void)
+{
+	return targ_tgid == 0 ||
+	       (bpf_get_current_pid_tgid() >> 32) == targ_tgid;
+}
+
+static __always_inline struct zt_counters *get_counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+/* bpftrace's hist() bucket: 0 for 0, else 1 + floor(log2(v)). */
+static __always_inline __u32 log2_bucket(__u64 v)
+{
+	__u32 b = 0;
+
+	if (!v)
+		return 0;
+	if (v >> 32) {
+		v >>= 32;
+		b += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		b += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		b += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		b += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		b += 2;
+	}
+	if (v >> 1)
+		b += 1;
+	return b + 1;
+}
+
+static __always_inline void hist_add(__u32 kind, __u64 bytes, __u64 usable)
+{
+	struct zt_hist_slot *slot;
+	__u32 key;
+
+	key = kind * ZT_HIST_BUCKETS + log2_bucket(bytes);
+	slot = bpf_map_lookup_elem(&hist, &key);
+	if (!slot)
+		return;
+	ADD(slot->count, 1);
+	ADD(slot->bytes, bytes);
+	ADD(slot->frag, usable > bytes ? usable - bytes : 0);
+}
+
+static __always_inline struct zt_stack_totals *
+get_totals(struct zt_counters *c, __u32 stack_id)
+{
+	static const struct zt_stack_totals zero_totals;
+	struct zt_stack_totals *t;
+
+	t = bpf_map_lookup_elem(&stack_totals, &stack_id);
+	if (t)
+		return t;
+	bpf_map_update_elem(&stack_totals, &stack_id, &zero_totals,
+			    BPF_NOEXIST);
+	t = bpf_map_lookup_elem(&stack_totals, &stack_id);
+	if (!t)
+		ADD(c->drop_totals_full, 1);
+	return t;
+}
+
+static __always_inline __u32 get_stack(struct pt_regs *ctx,
+				       struct zt_counters *c)
+{
+	long id;
+
+	id = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+	if (id >= 0)
+		return id;
+	if (id == -EEXIST)
+		ADD(c->drop_stack_collision, 1);
+	else
+		ADD(c->drop_stack_error, 1);
+	return ZT_STACK_NONE;
+}
+
+/* Account a tracked block that is leaving (freed, moved, or stale). */
+static __always_inline void account_leave(struct zt_counters *c,
+					  const struct zt_block *b)
+{
+	struct zt_stack_totals *t;
+
+	hist_add(ZT_HIST_FREE, b->requested, b->usable);
+	ADD(c->live_blocks, -1);
+	ADD(c->live_bytes, -(__s64)b->requested);
+	ADD(c->live_usable, -(__s64)b->usable);
+	if (!capture_stacks)
+		return;
+	t = bpf_map_lookup_elem(&stack_totals, &b->stack_id);
+	if (!t)
+		return;
+	ADD(t->live_blocks, -1);
+	ADD(t->live_bytes, -(__s64)b->requested);
+}
+
+/*
+ * A block enters. If its address is still tracked, the free of the block
+ * that had it was missed (a realloc releases its old block before its probe
+ * fires, so another thread can be handed that address first): the stale
+ * block leaves, counted as a missed free, and the new one takes its key.
+ */
+static __always_inline void block_enter(struct pt_regs *ctx,
+					struct zt_counters *c, __u64 ptr,
+					__u64 requested, __u64 usable)
+{
+	struct zt_block b = {}, *old;
+	struct zt_stack_totals *t = NULL;
+	long err;
+
+	b.requested = requested;
+	b.usable = usable;
+	b.ts_ns = bpf_ktime_get_ns();
+	b.tid = (__u32)bpf_get_current_pid_tgid();
+	b.stack_id = ZT_STACK_NONE;
+	hist_add(ZT_HIST_ALLOC, requested, usable);
+	if (capture_stacks) {
+		b.stack_id = get_stack(ctx, c);
+		t = get_totals(c, b.stack_id);
+		if (t) {
+			ADD(t->allocs, 1);
+			ADD(t->bytes, requested);
+		}
+	}
+
+	err = bpf_map_update_elem(&live, &ptr, &b, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		old = bpf_map_lookup_elem(&live, &ptr);
+		if (old) {
+			ADD(c->missed_frees, 1);
+			ADD(c->missed_free_bytes, old->requested);
+			account_leave(c, old);
+			b.flags = ZT_BLOCK_REPLACED;
+			b.prev_tid = old->tid;
+		}
+		err = bpf_map_update_elem(&live, &ptr, &b, BPF_ANY);
+	}
+	if (err == -E2BIG) {
+		ADD(c->drop_live_full, 1);
+		ADD(c->drop_live_full_bytes, requested);
+		return;
+	}
+	if (err) {
+		ADD(c->drop_live_error, 1);
+		return;
+	}
+	ADD(c->live_blocks, 1);
+	ADD(c->live_bytes, requested);
+	ADD(c->live_usable, usable);
+	if (t) {
+		ADD(t->live_blocks, 1);
+		ADD(t->live_bytes, requested);
+	}
+}
+
+/*
+ * A block leaves. From a realloc (realloc_tid != 0): if the entry under the
+ * old address replaced a stale block of this very thread, this is the late
+ * probe of that stale block, which has already left: count the race and
+ * keep the new owner's entry.
+ */
+static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
+					__u64 usable, __u32 realloc_tid)
+{
+	struct zt_block *b;
+
+	b = bpf_map_lookup_elem(&live, &ptr);
+	if (!b) {
+		ADD(c->untracked_frees, 1);
+		ADD(c->untracked_free_bytes, usable);
+		hist_add(ZT_HIST_FREE_UNTRACKED, usable, usable);
+		return;
+	}
+	if (realloc_tid && (b->flags & ZT_BLOCK_REPLACED) &&
+	    b->prev_tid == realloc_tid && b->tid != realloc_tid) {
+		b->flags = 0;
+		ADD(c->realloc_races, 1);
+		return;
+	}
+	account_leave(c, b);
+	bpf_map_delete_elem(&live, &ptr);
+}
+
+static __always_inline int on_alloc(struct pt_regs *ctx, __u64 ptr,
+				    __u64 requested, __u64 usable)
+{
+	struct zt_counters *c = get_counters();
+
+	if (!c)
+		return 0;
+	ADD(c->allocs, 1);
+	block_enter(ctx, c, ptr, requested, usable);
+	return 0;
+}
+
+static __always_inline int on_free(__u64 ptr, __u64 usable)
+{
+	struct zt_counters *c = get_counters();
+
+	if (!c)
+		return 0;
+	ADD(c->frees, 1);
+	block_leave(c, ptr, usable, 0);
+	return 0;
+}
+
+static __always_inline int on_realloc(struct pt_regs *ctx, __u64 old,
+				      __u64 new, __u64 old_usable,
+				      __u64 requested, __u64 new_usable)
+{
+	struct zt_counters *c = get_counters();
+
+	if (!c)
+		return 0;
+	ADD(c->reallocs, 1);
+	if (old == new)
+		ADD(c->reallocs_inplace, 1);
+	block_leave(c, old, old_usable, (__u32)bpf_get_current_pid_tgid());
+	block_enter(ctx, c, new, requested, new_usable);
+	return 0;
+}
+
+static __always_inline int on_oom(__u64 requested)
+{
+	struct zt_counters *c = get_counters();
+
+	if (!c)
+		return 0;
+	ADD(c->ooms, 1);
+	ADD(c->oom_bytes, requested);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(zt_alloc, __u64 ptr, __u64 requested, __u64 usable)
+{
+	if (!is_target())
+		return 0;
+	return on_alloc(ctx, ptr, requested, usable);
+}
+
+SEC("usdt")
+int BPF_USDT(zt_free, __u64 ptr, __u64 usable)
+{
+	if (!is_target())
+		return 0;
+	return on_free(ptr, usable);
+}
+
+SEC("usdt")
+int BPF_USDT(zt_realloc, __u64 old, __u64 new, __u64 old_usable,
+	     __u64 requested, __u64 new_usable)
+{
+	if (!is_target())
+		return 0;
+	return on_realloc(ctx, old, new, old_usable, requested, new_usable);
+}
+
+SEC("usdt")
+int BPF_USDT(zt_oom, __u64 requested)
+{
+	if (!is_target())
+		return 0;
+	return on_oom(requested);
+}
+
+/*
+ * Programs that do nothing, attached instead of the above by "ztrace noop":
+ * the floor any uprobe-based tracer pays on these probes.
+ */
+SEC("usdt")
+int zt_noop(struct pt_regs *ctx)
+{
+	return 0;
+}

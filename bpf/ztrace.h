@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * ztrace.h - the structs and constants shared by ztrace.bpf.c and the ztrace
+ * command. Fixed-width fields and explicit padding only: this header is the
+ * single definition of every layout that crosses the kernel boundary.
+ */
+#ifndef ZTRACE_H
+#define ZTRACE_H
+
+/*
+ * Histogram buckets, bpftrace's hist() layout: bucket 0 holds the value 0,
+ * bucket b >= 1 holds [2^(b-1), 2^b). A size below SIZE_MAX/2 fits in 64.
+ */
+#define ZT_HIST_BUCKETS 64
+
+/* Histogram kinds, the outer index of the hist map. */
+#define ZT_HIST_ALLOC 0		/* blocks that entered: alloc, realloc new */
+#define ZT_HIST_FREE 1		/* tracked blocks that left: by requested */
+#define ZT_HIST_FREE_UNTRACKED 2 /* blocks unknown to ztrace: by usable */
+#define ZT_HIST_KINDS 3
+
+/* Stack id of blocks whose allocating stack could not be recorded. */
+#define ZT_STACK_NONE 0xffffffffU
+
+/* Default sizes of the maps; each can be changed before load. */
+#define ZT_DEFAULT_MAX_BLOCKS 1048576
+#define ZT_DEFAULT_MAX_STACKS 16384
+#define ZT_DEFAULT_STACK_DEPTH 32
+#define ZT_MAX_STACK_DEPTH 127
+
+/* zt_block.flags */
+#define ZT_BLOCK_REPLACED 1 /* took the key of a block whose free was missed */
+
+/* One hist map slot: key = kind * ZT_HIST_BUCKETS + bucket; per CPU. */
+struct zt_hist_slot {
+	__u64 count;
+	__u64 bytes; /* requested bytes (usable for FREE_UNTRACKED) */
+	__u64 frag;  /* usable - requested bytes */
+};
+
+/* The live map's value; the key is the block's address (__u64). */
+struct zt_block {
+	__u64 requested;
+	__u64 usable;
+	__u64 ts_ns; /* bpf_ktime_get_ns() at allocation */
+	__u32 tid;
+	__u32 stack_id; /* ZT_STACK_NONE when not recorded */
+	__u32 flags;	/* ZT_BLOCK_* */
+	__u32 prev_tid; /* with ZT_BLOCK_REPLACED: thread of the stale block */
+};
+
+/* The stack_totals map's value; the key is a stack id (__u32); per CPU. */
+struct zt_stack_totals {
+	__u64 allocs;
+	__u64 bytes;	   /* requested bytes allocated */
+	__s64 live_blocks; /* per CPU parts may be negative; sum them */
+	__s64 live_bytes;  /* requested bytes still live */
+};
+
+/*
+ * Event and drop counters, the single slot of the counters map; per CPU.
+ * "Tracked" blocks are those in the live map. A free of a block that is not
+ * tracked was allocated before attach, or was itself dropped (drop_live_*).
+ */
+struct zt_counters {
+	__u64 allocs;	/* alloc probe hits */
+	__u64 frees;	/* free probe hits */
+	__u64 reallocs; /* realloc probe hits */
+	__u64 reallocs_inplace; /* of which the block did not move */
+	__u64 ooms;	/* oom probe hits */
+	__u64 oom_bytes;
+	__s64 live_blocks; /* tracked blocks now live */
+	__s64 live_bytes;  /* their requested bytes */
+	__s64 live_usable; /* their usable bytes */
+	__u64 untracked_frees; /* frees and realloc olds of untracked blocks */
+	__u64 untracked_free_bytes; /* their usable bytes */
+	__u64 missed_frees; /* alloc of an address still tracked as live */
+	__u64 missed_free_bytes; /* requested bytes of those stale blocks */
+	__u64 realloc_races; /* realloc probe after its old address reused */
+	__u64 drop_live_full; /* blocks not tracked: live map full */
+	__u64 drop_live_full_bytes; /* their requested bytes */
+	__u64 drop_live_error; /* blocks not tracked: other update error */
+	__u64 drop_stack_collision; /* stack id bucket held another stack */
+	__u64 drop_stack_error; /* user stack could not be walked or stored */
+	__u64 drop_totals_full; /* stack_totals map full */
+};
+
+#endif /* ZTRACE_H */
