@@ -61,7 +61,6 @@ LIB_HDRS := $(wildcard lib/*.h include/*.h) $(O)/include/zmalloc_config.h
 SO_NAME := libzmalloc.so.$(SOMAJOR)
 SO_FILE := $(O)/libzmalloc.so.$(VERSION)
 AR_FILE := $(O)/libzmalloc.a
-PC_FILE := $(O)/zmalloc.pc
 
 .PHONY: all lib test bench install clean deps format format-check \
 	test-unit test-valgrind test-matrix test-summary
@@ -69,7 +68,7 @@ PC_FILE := $(O)/zmalloc.pc
 
 all: lib
 
-lib: $(SO_FILE) $(AR_FILE) $(PC_FILE)
+lib: $(SO_FILE) $(AR_FILE)
 
 $(O)/include/zmalloc_config.h: lib/gen_config.sh
 	@mkdir -p $(@D)
@@ -96,13 +95,6 @@ $(AR_FILE): $(LIB_OBJS)
 	$(Q)objcopy --localize-hidden $(O)/zmalloc-all.o
 	$(Q)rm -f $@ && ar rcs $@ $(O)/zmalloc-all.o
 
-$(PC_FILE): lib/zmalloc.pc.in Makefile
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' \
-		-e 's|@INCLUDEDIR@|$(PREFIX)/include|' -e 's|@VERSION@|$(VERSION)|' \
-		-e 's|@MALLOC@|$(MALLOC)|' \
-		-e 's|@LIBS_PRIVATE@|$(if $(filter jemalloc,$(MALLOC)),-ljemalloc)|' \
-		$< > $@
-
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include/zmalloc
@@ -113,7 +105,11 @@ install: lib
 	install -m 0644 include/zmalloc.h include/zmalloc_probes.h \
 		include/zmalloc_counters.h $(O)/include/zmalloc_config.h \
 		$(DESTDIR)$(PREFIX)/include/zmalloc/
-	install -m 0644 $(PC_FILE) $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' \
+		-e 's|@INCLUDEDIR@|$(PREFIX)/include|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@MALLOC@|$(MALLOC)|' \
+		-e 's|@LIBS_PRIVATE@|$(if $(filter jemalloc,$(MALLOC)),-ljemalloc)|' \
+		lib/zmalloc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/zmalloc.pc
 
 clean:
 	rm -rf $(BUILD)
@@ -172,19 +168,25 @@ test-unit: $(UNIT_BINS) $(O)/tests/test_zlib_static
 	$(Q)sh tests/run_suite.sh $(RESULTS)/unit-$(VARIANT)$(if $(UNDER_VALGRIND),-valgrind) \
 		"$(if $(UNDER_VALGRIND),$(VALGRIND))" $^
 
-# Every backend and variant issue 2 asks for, then the BPF suite.
+# Every backend and variant issue 2 asks for, the install check, then the
+# BPF suite. A failing suite does not stop the others; the summary fails.
+MATRIX := "MALLOC=libc" "MALLOC=prefix" "MALLOC=jemalloc" \
+	"MALLOC=libc ZM_NO_PROBES=1" "MALLOC=libc SANITIZE=1" \
+	"MALLOC=prefix SANITIZE=1" "MALLOC=libc UNDER_VALGRIND=1" \
+	"MALLOC=prefix UNDER_VALGRIND=1"
+
 test-matrix:
-	$(Q)rm -rf $(RESULTS)
-	$(Q)$(MAKE) --no-print-directory MALLOC=libc test-unit
-	$(Q)$(MAKE) --no-print-directory MALLOC=prefix test-unit
-	$(Q)$(MAKE) --no-print-directory MALLOC=jemalloc test-unit
-	$(Q)$(MAKE) --no-print-directory MALLOC=libc ZM_NO_PROBES=1 test-unit
-	$(Q)$(MAKE) --no-print-directory MALLOC=libc SANITIZE=1 test-unit
-	$(Q)$(MAKE) --no-print-directory MALLOC=prefix SANITIZE=1 test-unit
-	$(Q)$(MAKE) --no-print-directory MALLOC=libc UNDER_VALGRIND=1 test-unit
-	$(Q)$(MAKE) --no-print-directory MALLOC=prefix UNDER_VALGRIND=1 test-unit
-	$(Q)if [ -f tools/ztrace.mk ]; then \
-		$(MAKE) --no-print-directory MALLOC=libc test-bpf; fi
+	$(Q)rm -rf $(RESULTS); status=0; \
+	for v in $(MATRIX); do \
+		$(MAKE) --no-print-directory $$v test-unit || status=1; \
+	done; \
+	for m in libc prefix jemalloc; do \
+		sh tests/install/run.sh $(RESULTS)/install-$$m $$m || status=1; \
+	done; \
+	if [ -f tools/ztrace.mk ]; then \
+		$(MAKE) --no-print-directory MALLOC=libc test-bpf || status=1; \
+	fi; \
+	exit $$status
 
 test-summary:
 	$(Q)sh tests/summarize.sh $(RESULTS)
