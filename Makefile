@@ -53,7 +53,7 @@ LIB_CFLAGS := $(CFLAGS) $(CFLAGS_WARN) $(SAN_FLAGS) -std=gnu11 -fPIC \
 	-D_GNU_SOURCE -DZM_BACKEND_$(shell echo $(MALLOC) | tr a-z A-Z) \
 	$(if $(filter 1,$(ZM_NO_PROBES)),-DZM_NO_PROBES) \
 	-Iinclude -I$(O)/include -Ilib
-LIB_LIBS := -lpthread $(if $(filter jemalloc,$(MALLOC)),-ljemalloc)
+LIB_LIBS := -lpthread -lm $(if $(filter jemalloc,$(MALLOC)),-ljemalloc)
 
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(patsubst lib/%.c,$(O)/obj/%.o,$(LIB_SRCS))
@@ -141,7 +141,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(O)/tests/%,$(UNIT_SRCS))
 UNIT_CFLAGS := $(CFLAGS) $(CFLAGS_WARN) $(SAN_FLAGS) -std=gnu11 \
 	-fno-omit-frame-pointer -D_GNU_SOURCE -Iinclude -I$(O)/include \
-	-Itests/unit -DZM_TEST_BUILD_DIR='"$(abspath $(O))"' \
+	-Itests/unit -Ilib -DZM_TEST_BUILD_DIR='"$(abspath $(O))"' \
 	$(if $(filter 1,$(ZM_NO_PROBES)),-DZM_NO_PROBES)
 UNIT_LIBS := -L$(O) -lzmalloc -Wl,-rpath,$(abspath $(O)) -lcmocka -lelf -lz \
 	-lpthread

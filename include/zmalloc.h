@@ -69,6 +69,8 @@ extern "C" {
 #define zmadvise_dontneed zm_madvise_dontneed
 #define get_proc_stat_ll zm_get_proc_stat_ll
 #define extend_to_usable zm_extend_to_usable
+#define zmalloc_set_sample_bytes zm_malloc_set_sample_bytes
+#define zmalloc_get_sample_bytes zm_malloc_get_sample_bytes
 
 /* Allocation: the plain family calls the OOM handler on failure. */
 __attribute__((malloc, alloc_size(1), noinline)) void *zmalloc(size_t size);
@@ -139,6 +141,13 @@ int zmalloc_get_allocator_info(size_t *allocated, size_t *active,
 			       size_t *muzzy, size_t *frag_smallbins_bytes);
 void set_jemalloc_bg_thread(int enable);
 int jemalloc_purge(void);
+
+/*
+ * Sampling for production tracers (zmalloc_sampling.h): the mean bytes
+ * between two samples. Setting 0 restores the default, 524288.
+ */
+void zmalloc_set_sample_bytes(size_t bytes);
+size_t zmalloc_get_sample_bytes(void);
 
 /* The rest of the family. */
 void zlibc_free(void *ptr);

@@ -14,6 +14,9 @@
  *   realloc  old ptr   new ptr    old usable  requested  new usable
  *   oom      requested
  *
+ *   sample_alloc  ptr  requested  usable  weight
+ *   sample_free   ptr  usable     weight
+ *
  * - "requested" is the size the caller asked for (num * size for calloc,
  *   strlen + 1 for strdup); "usable" is zmalloc_usable_size() of the block.
  * - Every allocating call (plain, calloc, calloc_num, strdup, try, usable)
@@ -23,6 +26,12 @@
  * - oom fires for every failed request, try family included, before the
  *   OOM handler (if any) is called; a failed realloc fires only oom.
  * - A failed allocation fires nothing else.
+ * - sample_alloc and sample_free fire for sampled blocks only, beside the
+ *   exact probes above, and only while a tracer holds sample_alloc's
+ *   semaphore (see zmalloc_sampling.h). weight is the number of bytes the
+ *   sample stands for; sample_free repeats the weight given at allocation.
+ *   A realloc into a sampled block fires sample_alloc for the new block; a
+ *   realloc or free of a sampled block fires sample_free for it.
  *
  * Cost: each probe has its own semaphore (the kernel's uprobe reference
  * counter), so no argument is computed while no tracer is attached. Each
@@ -42,5 +51,7 @@
 #define ZMALLOC_PROBE_FREE "free"
 #define ZMALLOC_PROBE_REALLOC "realloc"
 #define ZMALLOC_PROBE_OOM "oom"
+#define ZMALLOC_PROBE_SAMPLE_ALLOC "sample_alloc"
+#define ZMALLOC_PROBE_SAMPLE_FREE "sample_free"
 
 #endif /* ZMALLOC_PROBES_H */

@@ -11,11 +11,12 @@
  *   zm_be_usable_new(p, n)       the same for a block just allocated for n
  *                                bytes, where the backend can tell cheaper
  *   ZM_BE_OVERHEAD               bytes a block costs beyond its usable size
+ *   ZM_BE_SIZE_IN_HEADER         1 when a block records its own size
  *
  * and a block counts for zm_be_usable(p) + ZM_BE_OVERHEAD in used_memory,
- * which is also what zmalloc_size() returns. zmalloc.c never asks for 0
- * bytes (it asks for sizeof(long) instead, as Valkey does), so every
- * backend may assume n > 0.
+ * which is also what zmalloc_size() returns. A request for 0 bytes is
+ * served as ZM_MIN_SIZE(0), sizeof(long), as Valkey does, so every backend
+ * may assume n > 0.
  */
 #ifndef ZM_BACKEND_H
 #define ZM_BACKEND_H
@@ -31,11 +32,14 @@
 #error "define exactly one ZM_BACKEND_*: build with make MALLOC=..."
 #endif
 
+#define ZM_MIN_SIZE(n) ((n) > 0 ? (n) : sizeof(long))
+
 #if defined(ZM_BACKEND_LIBC)
 /* glibc: malloc_usable_size() reads the chunk header, no bookkeeping. */
 #include <malloc.h>
 
 #define ZM_BE_OVERHEAD 0
+#define ZM_BE_SIZE_IN_HEADER 0
 
 static inline void *zm_be_malloc(size_t n)
 {
@@ -87,6 +91,7 @@ static inline size_t zm_be_usable_new(void *p, size_t n)
  * counts requested size plus PREFIX_SIZE per block.
  */
 #define ZM_BE_OVERHEAD ZM_PREFIX_SIZE
+#define ZM_BE_SIZE_IN_HEADER 1
 
 _Static_assert(ZM_PREFIX_SIZE >= sizeof(size_t), "prefix holds a size_t");
 _Static_assert(ZM_PREFIX_SIZE % _Alignof(max_align_t) == 0,
@@ -154,6 +159,7 @@ static inline size_t zm_be_usable_new(void *p, size_t n)
 #include <jemalloc/jemalloc.h>
 
 #define ZM_BE_OVERHEAD 0
+#define ZM_BE_SIZE_IN_HEADER 0
 
 static inline void *zm_be_malloc(size_t n)
 {

@@ -79,5 +79,7 @@ ZM_PROBE_DECLARE(alloc);
 ZM_PROBE_DECLARE(free);
 ZM_PROBE_DECLARE(realloc);
 ZM_PROBE_DECLARE(oom);
+ZM_PROBE_DECLARE(sample_alloc);
+ZM_PROBE_DECLARE(sample_free);
 
 #endif /* ZM_USDT_H */

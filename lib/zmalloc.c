@@ -11,6 +11,11 @@
  * The free probe fires before the block goes back to the backend: once it
  * is released another thread may be handed the same address, and a tracer
  * must see this free before that thread's alloc.
+ *
+ * While a sampling tracer is attached, a block chosen by the sampler comes
+ * from the sample heap instead of the backend (zm_sampled.c); a block is
+ * known to be sampled by its address, so every path below asks
+ * zm_in_sample_heap() before it asks the backend about a block.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +24,9 @@
 
 #include "zm_backend.h"
 #include "zm_counters.h"
+#include "zm_sample_heap.h"
+#include "zm_sampled.h"
+#include "zm_sampler.h"
 #include "zm_usdt.h"
 #include "zmalloc.h"
 
@@ -33,13 +41,12 @@
 /* Valkey's limit: a request of half the address space or more fails. */
 #define ZM_MAX_REQUEST (SIZE_MAX / 2)
 
-/* Valkey's rule: a request for 0 bytes is served as sizeof(long). */
-#define ZM_MIN_SIZE(n) ((n) > 0 ? (n) : sizeof(long))
-
 ZM_PROBE_DEFINE(alloc);
 ZM_PROBE_DEFINE(free);
 ZM_PROBE_DEFINE(realloc);
 ZM_PROBE_DEFINE(oom);
+ZM_PROBE_DEFINE(sample_alloc);
+ZM_PROBE_DEFINE(sample_free);
 
 /* The one place the library writes: zmalloc's documented OOM behaviour. */
 static void zm_default_oom(size_t size)
@@ -60,19 +67,38 @@ static void zm_oom(size_t size)
 	handler(size);
 }
 
+static inline __attribute__((always_inline)) size_t zm_usable(void *ptr,
+							       bool sampled)
+{
+	return sampled ? zm_sample_hdr_of(ptr)->usable : zm_be_usable(ptr);
+}
+
+/* While a sampling tracer is attached: is this request a sample? */
+static inline __attribute__((always_inline)) bool zm_sampling(size_t size,
+							      uint64_t *weight)
+{
+	return __builtin_expect(ZM_PROBE_ENABLED(sample_alloc), 0) &&
+	       zm_sample_tick(size, weight);
+}
+
 static inline __attribute__((always_inline)) void *
 zm_alloc(size_t size, bool zero, size_t *usable)
 {
+	uint64_t weight;
 	size_t got;
 	void *ptr;
 
 	if (__builtin_expect(size >= ZM_MAX_REQUEST, 0))
 		goto fail;
-	ptr = zero ? zm_be_calloc(ZM_MIN_SIZE(size))
-		   : zm_be_malloc(ZM_MIN_SIZE(size));
+	if (zm_sampling(size, &weight)) {
+		ptr = zm_sampled_alloc(size, zero, weight, &got);
+	} else {
+		ptr = zero ? zm_be_calloc(ZM_MIN_SIZE(size))
+			   : zm_be_malloc(ZM_MIN_SIZE(size));
+		got = ptr ? zm_be_usable_new(ptr, ZM_MIN_SIZE(size)) : 0;
+	}
 	if (__builtin_expect(ptr == NULL, 0))
 		goto fail;
-	got = zm_be_usable_new(ptr, ZM_MIN_SIZE(size));
 	zm_account((int64_t)(got + ZM_BE_OVERHEAD));
 	ZM_FIRE(alloc, ptr, size, got);
 	if (usable)
@@ -86,12 +112,46 @@ fail:
 }
 
 /* usable is the block's usable size, known by the caller or looked up. */
-static inline __attribute__((always_inline)) void zm_release(void *ptr,
-							     size_t usable)
+static inline __attribute__((always_inline)) void
+zm_release(void *ptr, size_t usable, bool sampled)
 {
 	zm_account(-(int64_t)(usable + ZM_BE_OVERHEAD));
 	ZM_FIRE(free, ptr, usable);
-	zm_be_free_sized(ptr, usable);
+	if (__builtin_expect(sampled, 0))
+		zm_sampled_release(ptr);
+	else
+		zm_be_free_sized(ptr, usable);
+}
+
+/*
+ * A realloc that involves a sampled block, old or new, cannot be done by
+ * the backend: allocate, copy, release. Returns NULL with the old block
+ * untouched when the new one cannot be had.
+ */
+static __attribute__((noinline, cold)) void *
+zm_resize_by_copy(void *ptr, size_t size, size_t old_usable, bool old_sampled,
+		  bool new_sampled, uint64_t weight, size_t *usable)
+{
+	void *moved;
+	size_t got;
+
+	if (new_sampled) {
+		moved = zm_sampled_alloc(size, false, weight, &got);
+	} else {
+		moved = zm_be_malloc(size);
+		got = moved ? zm_be_usable_new(moved, size) : 0;
+	}
+	if (moved == NULL)
+		return NULL;
+	memcpy(moved, ptr, old_usable < size ? old_usable : size);
+	zm_account((int64_t)got - (int64_t)old_usable);
+	ZM_FIRE(realloc, ptr, moved, old_usable, size, got);
+	if (old_sampled)
+		zm_sampled_release(ptr);
+	else
+		zm_be_free_sized(ptr, old_usable);
+	*usable = got;
+	return moved;
 }
 
 static inline __attribute__((always_inline)) void *
@@ -99,19 +159,30 @@ zm_resize(void *ptr, size_t size, size_t *usable)
 {
 	size_t old_usable, got;
 	uintptr_t old_addr; /* for the probe: ptr is dead after a move */
+	bool old_sampled, new_sampled;
+	uint64_t weight;
 	void *moved;
 
 	if (ptr == NULL)
 		return zm_alloc(size, false, usable);
+	old_sampled = zm_in_sample_heap(ptr);
 	if (size == 0) {
-		zm_release(ptr, zm_be_usable(ptr));
+		zm_release(ptr, zm_usable(ptr, old_sampled), old_sampled);
 		if (usable)
 			*usable = 0;
 		return NULL;
 	}
 	if (__builtin_expect(size >= ZM_MAX_REQUEST, 0))
 		goto fail;
-	old_usable = zm_be_usable(ptr);
+	old_usable = zm_usable(ptr, old_sampled);
+	new_sampled = zm_sampling(size, &weight);
+	if (__builtin_expect(old_sampled || new_sampled, 0)) {
+		moved = zm_resize_by_copy(ptr, size, old_usable, old_sampled,
+					  new_sampled, weight, &got);
+		if (moved == NULL)
+			goto fail;
+		goto done;
+	}
 	old_addr = (uintptr_t)ptr;
 	/* Only the address is reported; hide its origin from -Wuse-after-free. */
 	__asm__("" : "+r"(old_addr));
@@ -121,6 +192,7 @@ zm_resize(void *ptr, size_t size, size_t *usable)
 	got = zm_be_usable_new(moved, size);
 	zm_account((int64_t)got - (int64_t)old_usable);
 	ZM_FIRE(realloc, old_addr, moved, old_usable, size, got);
+done:
 	if (usable)
 		*usable = got;
 	return moved;
@@ -242,18 +314,23 @@ ZM_API char *zstrdup(const char *s)
 
 ZM_API void zfree(void *ptr)
 {
+	bool sampled;
+
 	if (ptr == NULL)
 		return;
-	zm_release(ptr, zm_be_usable(ptr));
+	sampled = zm_in_sample_heap(ptr);
+	zm_release(ptr, zm_usable(ptr, sampled), sampled);
 }
 
 ZM_API void zfree_usable(void *ptr, size_t *usable)
 {
 	size_t size = 0;
+	bool sampled;
 
 	if (ptr != NULL) {
-		size = zm_be_usable(ptr);
-		zm_release(ptr, size);
+		sampled = zm_in_sample_heap(ptr);
+		size = zm_usable(ptr, sampled);
+		zm_release(ptr, size, sampled);
 	}
 	if (usable)
 		*usable = size;
@@ -261,23 +338,25 @@ ZM_API void zfree_usable(void *ptr, size_t *usable)
 
 ZM_API void zfree_with_size(void *ptr, size_t size)
 {
+	bool sampled;
+
 	if (ptr == NULL)
 		return;
-#ifdef ZM_BACKEND_PREFIX
-	/* The header is authoritative and costs nothing to read here. */
-	size = zm_be_usable(ptr);
-#endif
-	zm_release(ptr, size);
+	sampled = zm_in_sample_heap(ptr);
+	/* A header is authoritative and costs nothing to read here. */
+	if (ZM_BE_SIZE_IN_HEADER || sampled)
+		size = zm_usable(ptr, sampled);
+	zm_release(ptr, size, sampled);
 }
 
 ZM_API size_t zmalloc_size(void *ptr)
 {
-	return zm_be_usable(ptr) + ZM_BE_OVERHEAD;
+	return zm_usable(ptr, zm_in_sample_heap(ptr)) + ZM_BE_OVERHEAD;
 }
 
 ZM_API size_t zmalloc_usable_size(void *ptr)
 {
-	return zm_be_usable(ptr);
+	return zm_usable(ptr, zm_in_sample_heap(ptr));
 }
 
 ZM_API void *extend_to_usable(void *ptr, size_t size)

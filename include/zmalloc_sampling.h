@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * zmalloc_sampling.h - sampled allocation probes, for production tracing.
+ *
+ * Exact tracing enters the kernel at every allocation. The sampled probes
+ * (zmalloc_probes.h: sample_alloc, sample_free) fire for about one block
+ * per ZMALLOC_SAMPLE_BYTES allocated instead, and only while a tracer holds
+ * the semaphore of sample_alloc; with it at zero, sampling costs one load
+ * and a predicted branch per allocation and is otherwise off.
+ *
+ * While on, each thread counts down the requested bytes it allocates to its
+ * next sample; the intervals are drawn from an exponential distribution with
+ * a mean of ZMALLOC_SAMPLE_BYTES bytes, so a block of s bytes is sampled
+ * with probability p = 1 - exp(-s / mean), whatever came before it. Its
+ * weight, the bytes it stands for, is s / p (Go's and tcmalloc's unbiased
+ * heap-profile estimate); 1 / p blocks is weight / s. Summing the weights of
+ * the samples estimates the bytes allocated, or still live, of any group.
+ *
+ * A sampled block lives in a region reserved for sampled blocks, so that a
+ * free recognises one by its address: sample_free fires for sampled blocks
+ * only, and the free of any other block costs one compare.
+ *
+ * Settings:
+ *   ZMALLOC_SAMPLE_BYTES  (environment) mean bytes between samples, default
+ *                         524288; zmalloc_set_sample_bytes() changes it
+ *   ZMALLOC_SAMPLE_SEED   (environment) seeds every thread's generator from
+ *                         this number and the thread's order of starting to
+ *                         sample, for reproducible runs
+ *
+ * A tracer may change the rate of a running process without calling into
+ * it: find ZMALLOC_SAMPLE_SYMBOL as zmalloc_counters.h describes for its
+ * counters, check magic, and store the new mean_bytes (an aligned 8-byte
+ * write). Each thread takes it at its next interval. lost counts samples
+ * that could not be placed in the sampled region and were dropped (their
+ * blocks were served unsampled): a tracer should report it.
+ */
+#ifndef ZMALLOC_SAMPLING_H
+#define ZMALLOC_SAMPLING_H
+
+#include <stdint.h>
+
+#define ZMALLOC_SAMPLE_SYMBOL "zm_sample_control"
+#define ZMALLOC_SAMPLE_MAGIC 0x31706d6173666d7aULL /* "zmfsamp1" */
+#define ZMALLOC_SAMPLE_DEFAULT_BYTES 524288
+
+struct zmalloc_sample_control {
+	uint64_t magic;	     /* ZMALLOC_SAMPLE_MAGIC */
+	uint64_t mean_bytes; /* mean interval between samples, > 0 */
+	uint64_t lost;	     /* samples dropped: the sampled region was full */
+	uint64_t pad;
+};
+
+#endif /* ZMALLOC_SAMPLING_H */

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * zm_sample_heap.h - where sampled blocks live, so that a free can tell a
+ * sampled block from any other by its address alone.
+ *
+ * Sampled blocks (one per ZMALLOC_SAMPLE_BYTES allocated, on average) are
+ * not taken from the backend but from one region of address space reserved
+ * for them. zm_in_sample_heap(p) is then a subtraction and a compare
+ * against a word that is written once, when the region is reserved: no
+ * lookup, no lock, no kernel entry and no cache line that anybody writes,
+ * whatever the backend. Before the region exists the word holds an address
+ * in the kernel half, where no user pointer can be.
+ *
+ * Each sampled block takes whole pages: a 32-byte header at the start of
+ * its first page, then the caller's bytes. The header keeps what the free
+ * needs: the page count, the usable size and the sample's weight. Pages are
+ * zero when handed out (fresh, or given back with MADV_DONTNEED), so a
+ * sampled calloc costs nothing more. Page runs are found in a bitmap under
+ * a mutex: this path runs a few hundred times a second at most.
+ */
+#ifndef ZM_SAMPLE_HEAP_H
+#define ZM_SAMPLE_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZM_SAMPLE_HEAP_LEN ((uintptr_t)64 << 30) /* reserved, not committed */
+#define ZM_SAMPLE_HDR_SIZE 32
+
+struct zm_sample_hdr {
+	uint64_t npages; /* pages of the block, header included */
+	uint64_t usable; /* bytes the caller may use */
+	uint64_t weight; /* bytes the sample stands for */
+	uint64_t pad;
+};
+
+_Static_assert(sizeof(struct zm_sample_hdr) == ZM_SAMPLE_HDR_SIZE,
+	       "header keeps 16-byte alignment");
+
+extern uintptr_t zm_sample_heap_base __attribute__((visibility("hidden")));
+
+#ifdef ZM_NO_PROBES
+/* Without probes nothing is ever sampled. */
+static inline bool zm_in_sample_heap(const void *p)
+{
+	(void)p;
+	return false;
+}
+#else
+static inline bool zm_in_sample_heap(const void *p)
+{
+	uintptr_t base = __atomic_load_n(&zm_sample_heap_base, __ATOMIC_RELAXED);
+
+	return __builtin_expect((uintptr_t)p - base < ZM_SAMPLE_HEAP_LEN, 0);
+}
+#endif
+
+static inline struct zm_sample_hdr *zm_sample_hdr_of(void *p)
+{
+	return (struct zm_sample_hdr *)((char *)p - ZM_SAMPLE_HDR_SIZE);
+}
+
+/* A zeroed block of usable bytes, or NULL when the region is full. */
+void *zm_sample_heap_alloc(size_t usable, uint64_t weight)
+	__attribute__((visibility("hidden")));
+
+void zm_sample_heap_free(void *p) __attribute__((visibility("hidden")));
+
+#endif /* ZM_SAMPLE_HEAP_H */

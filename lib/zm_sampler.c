@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * zm_sampler.c - exponential sampling intervals from a per-thread
+ * generator, and the weight of a sample.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "zm_sampler.h"
+#include "zmalloc.h"
+
+#define ZM_API __attribute__((visibility("default")))
+
+__attribute__((visibility("default"))) struct zmalloc_sample_control
+	zm_sample_control = {
+		.magic = ZMALLOC_SAMPLE_MAGIC,
+		.mean_bytes = ZMALLOC_SAMPLE_DEFAULT_BYTES,
+	};
+
+__thread struct zm_sampler zm_thread_sampler
+	__attribute__((tls_model("initial-exec")));
+
+static bool seed_fixed;
+static uint64_t seed_base;
+static uint64_t threads_armed;
+
+/* Read at load time, so that a later zmalloc_set_sample_bytes() wins. */
+__attribute__((constructor)) static void read_environment(void)
+{
+	const char *bytes = getenv("ZMALLOC_SAMPLE_BYTES");
+	const char *seed = getenv("ZMALLOC_SAMPLE_SEED");
+	char *end;
+
+	if (bytes) {
+		unsigned long long v = strtoull(bytes, &end, 10);
+
+		if (*bytes && !*end && v > 0)
+			zmalloc_set_sample_bytes(v);
+	}
+	if (seed) {
+		unsigned long long v = strtoull(seed, &end, 10);
+
+		if (*seed && !*end) {
+			seed_base = v;
+			seed_fixed = true;
+		}
+	}
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t xorshift64star(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static uint64_t thread_seed(struct zm_sampler *s)
+{
+	uint64_t order = __atomic_fetch_add(&threads_armed, 1, __ATOMIC_RELAXED);
+	struct timespec ts;
+
+	if (seed_fixed)
+		return splitmix64(seed_base + order);
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no kernel entry */
+	return splitmix64(((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec ^
+			  (uintptr_t)s ^ (order << 48));
+}
+
+/* An exponential interval: -mean * ln(U), U uniform in (0, 1]. */
+static int64_t draw_interval(struct zm_sampler *s)
+{
+	double u = (double)((xorshift64star(&s->rng) >> 11) + 1) * 0x1p-53;
+	double v = -log(u) * (double)s->mean;
+
+	return v < 1 ? 1 : v > 0x1p62 ? (int64_t)1 << 62 : (int64_t)v;
+}
+
+/* s / P(sampled), with P = 1 - exp(-s / mean) computed stably. */
+static uint64_t sample_weight(size_t n, uint64_t mean)
+{
+	double s = n ? (double)n : 1;
+
+	return (uint64_t)llround(s / -expm1(-s / (double)mean));
+}
+
+bool zm_sample_cross(struct zm_sampler *s, size_t n, uint64_t *weight)
+{
+	bool armed = s->mean != 0;
+
+	if (armed)
+		*weight = sample_weight(n, s->mean);
+	else
+		s->rng = thread_seed(s) | 1;
+	s->mean = __atomic_load_n(&zm_sample_control.mean_bytes,
+				  __ATOMIC_RELAXED);
+	s->left = draw_interval(s);
+	return armed;
+}
+
+ZM_API void zmalloc_set_sample_bytes(size_t bytes)
+{
+	__atomic_store_n(&zm_sample_control.mean_bytes,
+			 bytes ? bytes : ZMALLOC_SAMPLE_DEFAULT_BYTES,
+			 __ATOMIC_RELAXED);
+}
+
+ZM_API size_t zmalloc_get_sample_bytes(void)
+{
+	return __atomic_load_n(&zm_sample_control.mean_bytes,
+			       __ATOMIC_RELAXED);
+}
