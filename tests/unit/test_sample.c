@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_sample.c - the sampler and the sample heap, without a tracer.
+ *
+ * A tracer turns sampling on by incrementing the semaphore of the
+ * sample_alloc probe, which is what the kernel does on attach; this test
+ * does the same from inside the process, finding the semaphore through the
+ * library's symbol table. It then checks what a tracer would rely on:
+ * sampled blocks behave as any other block (sizes, contents, calloc zeroes,
+ * realloc both ways, used_memory), the weights are unbiased estimates, and
+ * nothing is sampled while the semaphore is zero.
+ *
+ * The run is reproducible: main() re-executes the test with
+ * ZMALLOC_SAMPLE_SEED set, since the library reads it when it loads.
+ */
+#include <link.h>
+#include <pthread.h>
+
+#include "zm_test.h"
+#include "zm_sample_heap.h"
+#include "zmalloc_sampling.h"
+
+#define MIB (1024 * 1024)
+
+extern struct zmalloc_sample_control zm_sample_control;
+
+static volatile unsigned short *sample_semaphore;
+
+struct find_lib {
+	const char *suffix;
+	uintptr_t bias;
+	bool found;
+};
+
+static int find_lib_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct find_lib *f = data;
+	size_t nlen = strlen(info->dlpi_name), slen = strlen(f->suffix);
+
+	(void)size;
+	if (nlen >= slen && strcmp(info->dlpi_name + nlen - slen, f->suffix) == 0) {
+		f->bias = info->dlpi_addr;
+		f->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* Address of a symbol of the loaded libzmalloc, from its .symtab. */
+static uintptr_t lib_symbol(const char *name)
+{
+	struct find_lib f = { .suffix = "libzmalloc.so.1" };
+	GElf_Shdr shdr;
+	Elf_Scn *scn;
+	uintptr_t addr = 0;
+	Elf_Data *data;
+	size_t i;
+	Elf *elf;
+	int fd;
+
+	dl_iterate_phdr(find_lib_cb, &f);
+	if (!f.found)
+		return 0;
+	elf = zm_test_elf_open(ZM_TEST_BUILD_DIR "/libzmalloc.so.1", &fd);
+	if (!elf)
+		return 0;
+	scn = zm_test_elf_section(elf, ".symtab", &shdr);
+	data = scn ? elf_getdata(scn, NULL) : NULL;
+	for (i = 0; data && i < shdr.sh_size / shdr.sh_entsize; i++) {
+		GElf_Sym sym;
+
+		if (!gelf_getsym(data, (int)i, &sym))
+			break;
+		if (strcmp(elf_strptr(elf, shdr.sh_link, sym.st_name), name) == 0) {
+			addr = f.bias + sym.st_value;
+			break;
+		}
+	}
+	zm_test_elf_close(elf, fd);
+	return addr;
+}
+
+static void sampling(bool on)
+{
+	if (on)
+		(*sample_semaphore)++;
+	else
+		(*sample_semaphore)--;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	sample_semaphore = (unsigned short *)lib_symbol(
+		"zmalloc_sample_alloc_semaphore");
+	return sample_semaphore ? 0 : -1;
+}
+
+/* The bytes a set of blocks is estimated at, from the sampled ones. */
+static double estimate(void **blocks, int n, int *samples)
+{
+	double bytes = 0;
+	int i;
+
+	*samples = 0;
+	for (i = 0; i < n; i++) {
+		if (!zm_in_sample_heap(blocks[i]))
+			continue;
+		bytes += (double)zm_sample_hdr_of(blocks[i])->weight;
+		(*samples)++;
+	}
+	return bytes;
+}
+
+static void test_sample_off_without_tracer(void **state)
+{
+	void *blocks[4096];
+	int i, samples;
+
+	(void)state;
+	for (i = 0; i < 4096; i++)
+		blocks[i] = zmalloc(4096);
+	estimate(blocks, 4096, &samples);
+	assert_int_equal(samples, 0);
+	for (i = 0; i < 4096; i++)
+		zfree(blocks[i]);
+}
+
+/* 16 MiB in each of three size classes: each estimate within 10%. */
+static void test_sample_estimates_unbiased(void **state)
+{
+	static const size_t sizes[] = { 48, 3000, 200000 };
+	size_t c;
+
+	(void)state;
+	zmalloc_set_sample_bytes(64 * 1024);
+	sampling(true);
+	for (c = 0; c < 3; c++) {
+		int n = (int)(16 * MIB / sizes[c]), i, samples;
+		void **blocks = calloc(n, sizeof(*blocks));
+		double est, truth = (double)n * sizes[c];
+
+		for (i = 0; i < n; i++)
+			blocks[i] = zmalloc(sizes[c]);
+		est = estimate(blocks, n, &samples);
+		assert_true(samples >= 100);
+		assert_true(est > truth * 0.9 && est < truth * 1.1);
+		for (i = 0; i < n; i++)
+			zfree(blocks[i]);
+		free(blocks);
+	}
+	sampling(false);
+	zmalloc_set_sample_bytes(0);
+	assert_int_equal(zmalloc_get_sample_bytes(), ZMALLOC_SAMPLE_DEFAULT_BYTES);
+	assert_int_equal(zm_sample_control.lost, 0);
+}
+
+/* Sampled blocks are ordinary blocks to the caller and to used_memory. */
+static void test_sample_blocks_behave(void **state)
+{
+	size_t start = zmalloc_used_memory(), sum = 0, usable;
+	void *blocks[512];
+	int i, sampled = 0;
+
+	(void)state;
+	zmalloc_set_sample_bytes(4096);
+	sampling(true);
+	for (i = 0; i < 512; i++) {
+		unsigned char *p = i % 2 ? zcalloc(1000 + i) : zmalloc(1000 + i);
+
+		if (i % 2) {
+			size_t j;
+
+			for (j = 0; j < (size_t)(1000 + i); j++)
+				assert_int_equal(p[j], 0);
+		}
+		memset(p, i & 0xff, 1000 + i);
+		blocks[i] = p;
+		sum += zmalloc_size(p);
+		if (zm_in_sample_heap(p)) {
+			sampled++;
+			assert_int_equal(zmalloc_usable_size(p), 1000 + i);
+			assert_int_equal((uintptr_t)p % 16, 0);
+		}
+	}
+	assert_true(sampled > 50 && sampled < 512);
+	assert_int_equal(zmalloc_used_memory() - start, sum);
+	/* Grow every block: sampled ones move out or stay sampled. */
+	for (i = 0; i < 512; i++) {
+		unsigned char *p = zrealloc_usable(blocks[i], 3000 + i, &usable);
+		int j;
+
+		for (j = 0; j < 1000 + i; j++)
+			assert_int_equal(p[j], i & 0xff);
+		assert_int_equal(usable, zmalloc_usable_size(p));
+		blocks[i] = p;
+	}
+	sampling(false);
+	for (i = 0, sum = 0; i < 512; i++)
+		sum += zmalloc_size(blocks[i]);
+	assert_int_equal(zmalloc_used_memory() - start, sum);
+	/* Sampled blocks are still known after the tracer has gone. */
+	for (i = 0; i < 512; i++)
+		zfree_with_size(blocks[i], zmalloc_usable_size(blocks[i]));
+	assert_int_equal(zmalloc_used_memory(), start);
+	zmalloc_set_sample_bytes(0);
+}
+
+static void *alloc_for_other_thread(void *arg)
+{
+	void **blocks = arg;
+	int i;
+
+	for (i = 0; i < 2000; i++)
+		blocks[i] = zmalloc(512);
+	return NULL;
+}
+
+static void test_sample_cross_thread_free(void **state)
+{
+	size_t start = zmalloc_used_memory();
+	void *blocks[2000];
+	pthread_t tid;
+	int i, samples;
+
+	(void)state;
+	zmalloc_set_sample_bytes(8192);
+	sampling(true);
+	assert_int_equal(pthread_create(&tid, NULL, alloc_for_other_thread,
+					blocks),
+			 0);
+	pthread_join(tid, NULL);
+	estimate(blocks, 2000, &samples);
+	assert_true(samples > 0);
+	for (i = 0; i < 2000; i++)
+		zfree(blocks[i]);
+	sampling(false);
+	assert_int_equal(zmalloc_used_memory(), start);
+	zmalloc_set_sample_bytes(0);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sample_off_without_tracer),
+		cmocka_unit_test(test_sample_estimates_unbiased),
+		cmocka_unit_test(test_sample_blocks_behave),
+		cmocka_unit_test(test_sample_cross_thread_free),
+	};
+
+	(void)argc;
+	if (!getenv("ZMALLOC_SAMPLE_SEED")) {
+		setenv("ZMALLOC_SAMPLE_SEED", "12345", 1);
+		execv("/proc/self/exe", argv);
+		return 1;
+	}
+#ifdef ZM_NO_PROBES
+	/* Sampling is compiled out with the probes: nothing to test. */
+	return 0;
+#endif
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
