@@ -186,6 +186,9 @@ test-matrix:
 	if [ -f tools/ztrace.mk ]; then \
 		$(MAKE) --no-print-directory MALLOC=libc test-bpf || status=1; \
 	fi; \
+	if [ -f tools/scan.mk ]; then \
+		$(MAKE) --no-print-directory MALLOC=libc test-scan || status=1; \
+	fi; \
 	exit $$status
 
 test-summary:
@@ -236,3 +239,4 @@ format-check:
 
 # ------------------------------------------------------- ztrace and BPF
 -include tools/ztrace.mk
+-include tools/scan.mk
