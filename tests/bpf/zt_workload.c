@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * zt_workload.c - a deterministic zmalloc workload for the BPF tests: every
+ * allocation is known in advance (tests/bpf/expect.py holds the figures).
+ *
+ * Usage: zt_workload [--wait] SCENARIO [ARG]
+ *
+ *   basic     pre-attach blocks, a table of sizes freed in a known order,
+ *             leaks from leak_alpha, leak_beta and (second thread)
+ *             leak_in_thread, blocks moved by realloc_grow, cross-thread
+ *             frees
+ *   noleak    the same, with every leak freed before the end
+ *   many N    N blocks of 32 bytes live at once, then all freed
+ *   exit N    exit with status N; "signal N": die of signal N
+ *   loop      allocate and free until stdin closes (attach/detach tests)
+ *
+ * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
+ * on stdout and, with --wait, reads a line from stdin before going on.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "zmalloc.h"
+
+#define NOINLINE __attribute__((noinline))
+
+static int wait_sync;
+
+static void sync_point(const char *name)
+{
+	char line[64];
+
+	printf("ZT_SYNC %s used_memory=%zu pid=%d\n", name,
+	       zmalloc_used_memory(), (int)getpid());
+	fflush(stdout);
+	if (wait_sync && !fgets(line, sizeof(line), stdin))
+		exit(3);
+}
+
+/* Keeps the compiler from dropping stores to blocks we never read. */
+static void touch(void *p, size_t n)
+{
+	memset(p, 0x5a, n);
+	__asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* Allocated before a -p attach, freed after it. */
+#define PRE_BLOCKS 7
+#define PRE_SIZE 48
+static void *pre[PRE_BLOCKS];
+
+static NOINLINE void pre_alloc(void)
+{
+	int i;
+
+	for (i = 0; i < PRE_BLOCKS; i++)
+		pre[i] = zmalloc(PRE_SIZE);
+}
+
+static NOINLINE void pre_free(void)
+{
+	int i;
+
+	for (i = 0; i < PRE_BLOCKS; i++)
+		zfree(pre[i]);
+}
+
+/* The size table, allocated through several API families, all freed. */
+struct size_class {
+	size_t size;
+	int n;
+};
+
+static const struct size_class sizes[] = {
+	{ 8, 10 }, { 24, 20 }, { 100, 30 }, { 1000, 5 }, { 4096, 3 },
+	{ 70000, 2 },
+};
+
+#define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
+#define MAX_PER_SIZE 30
+
+static void *table[NSIZES][MAX_PER_SIZE];
+
+static NOINLINE void *alloc_one(size_t k)
+{
+	static char text[1000];
+	size_t size = sizes[k].size, usable;
+
+	switch (k) {
+	case 1:
+		return zcalloc(size);
+	case 2:
+		return zcalloc_num(4, size / 4);
+	case 3:
+		memset(text, 'x', size - 1);
+		return zstrdup(text);
+	case 4:
+		return ztrymalloc(size);
+	case 5:
+		return zmalloc_usable(size, &usable);
+	default:
+		return zmalloc(size);
+	}
+}
+
+static NOINLINE void size_pass_alloc(void)
+{
+	size_t k;
+	int i;
+
+	for (k = 0; k < NSIZES; k++)
+		for (i = 0; i < sizes[k].n; i++)
+			table[k][i] = alloc_one(k);
+}
+
+/* Frees in a known order: largest sizes first, each row backwards. */
+static NOINLINE void size_pass_free(void)
+{
+	size_t k, usable;
+	int i;
+
+	for (k = NSIZES; k-- > 0;) {
+		for (i = sizes[k].n; i-- > 0;) {
+			if (k == 0)
+				zfree_usable(table[k][i], &usable);
+			else if (k == 1)
+				zfree_with_size(table[k][i],
+						zmalloc_size(table[k][i]));
+			else
+				zfree(table[k][i]);
+		}
+	}
+}
+
+/* Leaks with known byte counts. */
+#define ALPHA_BLOCKS 3
+#define ALPHA_SIZE 1000
+#define BETA_BLOCKS 5
+#define BETA_SIZE 64
+static void *alpha[ALPHA_BLOCKS], *beta[BETA_BLOCKS];
+
+static NOINLINE void leak_alpha(void)
+{
+	int i;
+
+	for (i = 0; i < ALPHA_BLOCKS; i++) {
+		alpha[i] = zmalloc(ALPHA_SIZE);
+		touch(alpha[i], ALPHA_SIZE);
+	}
+}
+
+static NOINLINE void leak_beta(void)
+{
+	int i;
+
+	for (i = 0; i < BETA_BLOCKS; i++)
+		beta[i] = zmalloc(BETA_SIZE);
+}
+
+/* realloc moves: born in realloc_source, live as realloc_grow's. */
+#define MOVED_BLOCKS 4
+#define MOVED_FROM 16
+#define MOVED_TO 20000
+static void *moved[MOVED_BLOCKS];
+
+static NOINLINE void realloc_source(void)
+{
+	int i;
+
+	for (i = 0; i < MOVED_BLOCKS; i++)
+		moved[i] = zmalloc(MOVED_FROM);
+}
+
+static NOINLINE void realloc_grow(void)
+{
+	int i;
+
+	for (i = 0; i < MOVED_BLOCKS; i++)
+		moved[i] = zrealloc(moved[i], MOVED_TO);
+}
+
+/* zrealloc(NULL, n) fires alloc, zrealloc(p, 0) fires free. */
+static NOINLINE void realloc_edges(void)
+{
+	void *p = zrealloc(NULL, 200);
+
+	touch(p, 200);
+	p = zrealloc(p, 0);
+	if (p)
+		abort();
+}
+
+/* The second thread: blocks main frees, and a leak of its own. */
+#define SHARED_BLOCKS 50
+#define SHARED_SIZE 256
+#define THREAD_LEAK_BLOCKS 2
+#define THREAD_LEAK_SIZE 5000
+static void *shared[SHARED_BLOCKS], *thread_leak[THREAD_LEAK_BLOCKS];
+
+static NOINLINE void leak_in_thread(void)
+{
+	int i;
+
+	for (i = 0; i < THREAD_LEAK_BLOCKS; i++)
+		thread_leak[i] = zmalloc(THREAD_LEAK_SIZE);
+}
+
+static NOINLINE void *thread_main(void *arg)
+{
+	int i;
+
+	for (i = 0; i < SHARED_BLOCKS; i++)
+		shared[i] = zmalloc(SHARED_SIZE);
+	leak_in_thread();
+	return arg;
+}
+
+static NOINLINE void cross_thread(void)
+{
+	pthread_t th;
+	int i;
+
+	if (pthread_create(&th, NULL, thread_main, NULL))
+		abort();
+	pthread_join(th, NULL);
+	for (i = 0; i < SHARED_BLOCKS; i++)
+		zfree(shared[i]);
+}
+
+static NOINLINE void free_leaks(void)
+{
+	int i;
+
+	for (i = 0; i < ALPHA_BLOCKS; i++)
+		zfree(alpha[i]);
+	for (i = 0; i < BETA_BLOCKS; i++)
+		zfree(beta[i]);
+	for (i = 0; i < MOVED_BLOCKS; i++)
+		zfree(moved[i]);
+	for (i = 0; i < THREAD_LEAK_BLOCKS; i++)
+		zfree(thread_leak[i]);
+}
+
+static int run_basic(bool leak)
+{
+	pre_alloc();
+	sync_point("pre");
+	size_pass_alloc();
+	size_pass_free();
+	leak_alpha();
+	leak_beta();
+	realloc_source();
+	realloc_grow();
+	realloc_edges();
+	pre_free();
+	cross_thread();
+	if (!leak)
+		free_leaks();
+	sync_point("end");
+	return 0;
+}
+
+static NOINLINE int run_many(long n)
+{
+	void **v = calloc(n, sizeof(*v));
+	long i;
+
+	if (!v)
+		return 1;
+	sync_point("pre");
+	for (i = 0; i < n; i++)
+		v[i] = zmalloc(32);
+	sync_point("full");
+	for (i = 0; i < n; i++)
+		zfree(v[i]);
+	free(v);
+	sync_point("end");
+	return 0;
+}
+
+/* Until stdin closes: the attach and detach tests. */
+static NOINLINE int run_loop(void)
+{
+	char line[64];
+	void *p;
+
+	printf("ZT_SYNC loop used_memory=%zu pid=%d\n", zmalloc_used_memory(),
+	       (int)getpid());
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		p = zmalloc(128);
+		zfree(p);
+		printf("ZT_SYNC tick used_memory=%zu pid=%d\n",
+		       zmalloc_used_memory(), (int)getpid());
+		fflush(stdout);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int arg = 1;
+
+	if (arg < argc && !strcmp(argv[arg], "--wait")) {
+		wait_sync = 1;
+		arg++;
+	}
+	if (arg >= argc)
+		goto out_usage;
+	if (!strcmp(argv[arg], "basic"))
+		return run_basic(true);
+	if (!strcmp(argv[arg], "noleak"))
+		return run_basic(false);
+	if (!strcmp(argv[arg], "many") && arg + 1 < argc)
+		return run_many(atol(argv[arg + 1]));
+	if (!strcmp(argv[arg], "exit") && arg + 1 < argc)
+		return atoi(argv[arg + 1]);
+	if (!strcmp(argv[arg], "signal") && arg + 1 < argc) {
+		void *p = zmalloc(10);
+
+		touch(p, 10);
+		raise(atoi(argv[arg + 1]));
+		return 0;
+	}
+	if (!strcmp(argv[arg], "loop"))
+		return run_loop();
+out_usage:
+	fprintf(stderr,
+		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop\n");
+	return 2;
+}

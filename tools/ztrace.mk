@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# ztrace, its BPF programs, the demo, the BPF tests and the benchmark.
+# Included by the top-level Makefile, which defines BUILD, LIBDIR, Q,
+# CFLAGS_WARN and the phony target lib.
+#
+#   make ztrace        build/ztrace/ztrace
+#   make demo          run ztrace hist and ztrace leaks on tools/demo
+#   make test-bpf      the BPF suite (root; real programs, real processes)
+#   make bench-ztrace  per-event cost of tracing, side by side
+#   make vmlinux       regenerate vmlinux/vmlinux.h from the running kernel
+
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ZT_OUT := $(BUILD)/ztrace
+ZT_TOUT := $(BUILD)/bpf-tests
+ZT_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+ZT_MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+
+ZT_BPF_CFLAGS := -target bpf -g -O2 -D__TARGET_ARCH_$(ZT_ARCH) -Wall \
+	-Ivmlinux -Ibpf -idirafter /usr/include/$(ZT_MULTIARCH)
+ZT_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) \
+	-I$(ZT_OUT) -Ibpf -Iinclude -Itools/ztrace
+ZT_LIBS := -lbpf -ldw -lelf -lz -lm
+
+ZT_SRCS := $(wildcard tools/ztrace/*.c)
+ZT_OBJS := $(patsubst tools/ztrace/%.c,$(ZT_OUT)/%.o,$(ZT_SRCS))
+ZT_HDRS := $(wildcard tools/ztrace/*.h) bpf/ztrace.h include/zmalloc_probes.h \
+	include/zmalloc_counters.h
+
+# Test and demo programs: frame pointers, so BPF can walk their stacks.
+ZT_PROG_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
+	$(CFLAGS_WARN) -Iinclude -I$(LIBDIR)/include
+ZT_PROG_LIBS := -L$(LIBDIR) -lzmalloc -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
+
+.PHONY: ztrace demo test-bpf bench-ztrace vmlinux
+
+ztrace: $(ZT_OUT)/ztrace
+
+$(ZT_OUT)/ztrace.bpf.o: bpf/ztrace.bpf.c bpf/ztrace.h vmlinux/vmlinux.h
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  BPF     $@")
+	$(Q)$(CLANG) $(ZT_BPF_CFLAGS) -c $< -o $@
+
+$(ZT_OUT)/ztrace.skel.h: $(ZT_OUT)/ztrace.bpf.o
+	$(if $(Q),@echo "  GEN     $@")
+	$(Q)$(BPFTOOL) gen skeleton $< name ztrace_bpf > $@.tmp && mv $@.tmp $@
+
+$(ZT_OUT)/%.o: tools/ztrace/%.c $(ZT_HDRS) $(ZT_OUT)/ztrace.skel.h
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(ZT_CFLAGS) -c $< -o $@
+
+$(ZT_OUT)/ztrace: $(ZT_OBJS)
+	$(if $(Q),@echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ZT_LIBS)
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h.tmp
+	mv vmlinux/vmlinux.h.tmp vmlinux/vmlinux.h
+
+# ------------------------------------------------------------------ demo
+$(ZT_OUT)/demo: tools/demo/demo.c lib
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(ZT_PROG_LIBS)
+
+demo: lib $(ZT_OUT)/ztrace $(ZT_OUT)/demo
+	$(Q)sh tools/demo/run_demo.sh $(ZT_OUT)
+
+# ----------------------------------------------------------------- tests
+$(ZT_TOUT)/%: tests/bpf/%.c lib
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(ZT_PROG_LIBS)
+
+test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload
+	$(Q)python3 tests/bpf/run_tests.py $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload \
+		$(LIBDIR)
+
+# ------------------------------------------------------------- benchmark
+$(BUILD)/bench/bench_ztrace_work: tests/bench/bench_ztrace_work.c lib
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(ZT_PROG_CFLAGS) -O2 $< -o $@ $(ZT_PROG_LIBS)
+
+bench-ztrace: lib $(ZT_OUT)/ztrace $(BUILD)/bench/bench_ztrace_work
+	$(Q)sh tests/bench/bench_ztrace.sh $(ZT_OUT)/ztrace \
+		$(BUILD)/bench/bench_ztrace_work $(LIBDIR)

@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* collect.c - BPF map readers (see collect.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "collect.h"
+#include "options.h"
+#include "output.h"
+#include "probes.h"
+#include "ztrace.skel.h"
+
+#define ZT_BATCH 8192
+
+__u64 mono_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Sum a per-CPU value of u64 words (signed ones wrap back correctly). */
+static int lookup_percpu_sum(int fd, const void *key, void *out, size_t size,
+			     int ncpus)
+{
+	size_t words = size / sizeof(__u64), stride = (size + 7) / 8;
+	__u64 *vals, *sum = out;
+	int cpu, err = 0;
+	size_t i;
+
+	vals = calloc(ncpus, stride * sizeof(__u64));
+	if (!vals)
+		return -ENOMEM;
+	memset(out, 0, size);
+	if (bpf_map_lookup_elem(fd, key, vals)) {
+		err = -errno;
+		goto out_free;
+	}
+	for (cpu = 0; cpu < ncpus; cpu++)
+		for (i = 0; i < words; i++)
+			sum[i] += vals[cpu * stride + i];
+out_free:
+	free(vals);
+	return err;
+}
+
+int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
+{
+	int cfd = bpf_map__fd(p->skel->maps.counters);
+	int hfd = bpf_map__fd(p->skel->maps.hist);
+	__u32 key, kind, b;
+	int err;
+
+	s->mono_ns = mono_now_ns();
+	key = 0;
+	err = lookup_percpu_sum(cfd, &key, &s->c, sizeof(s->c), p->ncpus);
+	for (kind = 0; !err && kind < ZT_HIST_KINDS; kind++) {
+		for (b = 0; !err && b < ZT_HIST_BUCKETS; b++) {
+			key = kind * ZT_HIST_BUCKETS + b;
+			err = lookup_percpu_sum(hfd, &key, &s->hist[kind][b],
+						sizeof(s->hist[kind][b]),
+						p->ncpus);
+		}
+	}
+	if (err)
+		p_err("cannot read the BPF counters: %s", strerror(-err));
+	s->prog_missed = probes_missed(p);
+	return err;
+}
+
+struct leak_index {
+	struct zt_leak_set *set;
+	size_t cap;
+	__s32 *by_id; /* stack id -> index in set->v, or -1 */
+	__u32 nids;
+};
+
+static struct zt_leak *leak_slot(struct leak_index *ix, __u32 stack_id)
+{
+	__u32 slot = stack_id == ZT_STACK_NONE ? ix->nids - 1 : stack_id;
+	struct zt_leak_set *set = ix->set;
+	struct zt_leak *l;
+
+	if (slot >= ix->nids)
+		slot = ix->nids - 1;
+	if (ix->by_id[slot] >= 0)
+		return &set->v[ix->by_id[slot]];
+	if (set->n == ix->cap) {
+		size_t cap = ix->cap ? ix->cap * 2 : 64;
+		struct zt_leak *v = realloc(set->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		set->v = v;
+		ix->cap = cap;
+	}
+	l = &set->v[set->n];
+	memset(l, 0, sizeof(*l));
+	l->stack_id = slot == ix->nids - 1 ? ZT_STACK_NONE : stack_id;
+	ix->by_id[slot] = set->n++;
+	return l;
+}
+
+static int leak_add(struct leak_index *ix, const struct zt_block *b,
+		    __u64 now_ns, __u64 min_age_ns)
+{
+	__u64 age = now_ns > b->ts_ns ? now_ns - b->ts_ns : 0;
+	struct zt_leak *l;
+
+	if (age < min_age_ns) {
+		ix->set->young_blocks++;
+		ix->set->young_bytes += b->requested;
+		return 0;
+	}
+	l = leak_slot(ix, b->stack_id);
+	if (!l)
+		return -ENOMEM;
+	if (!l->blocks || b->ts_ns < l->oldest_ns)
+		l->oldest_ns = b->ts_ns;
+	l->blocks++;
+	l->bytes += b->requested;
+	l->usable += b->usable;
+	ix->set->blocks++;
+	ix->set->bytes += b->requested;
+	return 0;
+}
+
+/* Batch reads; falls back to key by key where batches are unsupported. */
+static int read_live(int fd, struct leak_index *ix, __u64 now_ns,
+		     __u64 min_age_ns)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct zt_block *vals;
+	__u64 *keys, token = 0;
+	void *in = NULL;
+	__u32 count, i;
+	int err = 0, ret;
+
+	keys = calloc(ZT_BATCH, sizeof(*keys));
+	vals = calloc(ZT_BATCH, sizeof(*vals));
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (;;) {
+		count = ZT_BATCH;
+		ret = bpf_map_lookup_batch(fd, in, &token, keys, vals, &count,
+					   &opts);
+		if (ret && errno != ENOENT) {
+			err = -errno;
+			break;
+		}
+		for (i = 0; !err && i < count; i++)
+			err = leak_add(ix, &vals[i], now_ns, min_age_ns);
+		if (ret || err)
+			break;
+		in = &token;
+	}
+	if (err == -EINVAL || err == -EOPNOTSUPP) {
+		__u64 key, next, *cur = NULL;
+		struct zt_block b;
+
+		err = 0;
+		while (!err && !bpf_map_get_next_key(fd, cur, &next)) {
+			key = next;
+			cur = &key;
+			if (!bpf_map_lookup_elem(fd, &key, &b))
+				err = leak_add(ix, &b, now_ns, min_age_ns);
+		}
+	}
+out_free:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+static int by_bytes_desc(const void *a, const void *b)
+{
+	const struct zt_leak *x = a, *y = b;
+
+	if (x->bytes != y->bytes)
+		return x->bytes < y->bytes ? 1 : -1;
+	if (x->blocks != y->blocks)
+		return x->blocks < y->blocks ? 1 : -1;
+	return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+}
+
+int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
+		  struct zt_leak_set *set)
+{
+	int tfd = bpf_map__fd(p->skel->maps.stack_totals);
+	struct leak_index ix = { .set = set };
+	struct zt_stack_totals t;
+	size_t i;
+	int err;
+
+	memset(set, 0, sizeof(*set));
+	/* Stack ids index a table of max_entries rounded up to a power of 2. */
+	ix.nids = 1;
+	while (ix.nids < bpf_map__max_entries(p->skel->maps.stacks))
+		ix.nids <<= 1;
+	ix.nids++; /* the last slot: ZT_STACK_NONE */
+	ix.by_id = malloc(ix.nids * sizeof(*ix.by_id));
+	if (!ix.by_id)
+		return -ENOMEM;
+	memset(ix.by_id, 0xff, ix.nids * sizeof(*ix.by_id));
+	err = read_live(bpf_map__fd(p->skel->maps.live), &ix, now_ns,
+			min_age_ns);
+	free(ix.by_id);
+	if (err) {
+		p_err("cannot read the live blocks map: %s", strerror(-err));
+		leak_set_free(set);
+		return err;
+	}
+	for (i = 0; p->stacks && i < set->n; i++) {
+		if (lookup_percpu_sum(tfd, &set->v[i].stack_id, &t, sizeof(t),
+				      p->ncpus))
+			continue;
+		set->v[i].total_allocs = t.allocs;
+		set->v[i].total_bytes = t.bytes;
+	}
+	qsort(set->v, set->n, sizeof(*set->v), by_bytes_desc);
+	return 0;
+}
+
+void leak_set_free(struct zt_leak_set *set)
+{
+	free(set->v);
+	memset(set, 0, sizeof(*set));
+}
+
+int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
+		  int max)
+{
+	int fd = bpf_map__fd(p->skel->maps.stacks);
+	__u32 depth = bpf_map__value_size(p->skel->maps.stacks) / 8;
+	__u64 *buf;
+	int n = 0;
+
+	if (stack_id == ZT_STACK_NONE)
+		return 0;
+	buf = calloc(depth, sizeof(*buf));
+	if (!buf)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &stack_id, buf) == 0)
+		for (; n < (int)depth && n < max && buf[n]; n++)
+			ips[n] = buf[n];
+	free(buf);
+	return n;
+}
+
+int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n)
+{
+	int fd = bpf_map__fd(p->skel->maps.stack_totals);
+	__u32 key, next, *cur = NULL, *v = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	while (!bpf_map_get_next_key(fd, cur, &next)) {
+		key = next;
+		cur = &key;
+		if (key == ZT_STACK_NONE)
+			continue;
+		if (*n == cap) {
+			__u32 *nv;
+
+			cap = cap ? cap * 2 : 256;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[(*n)++] = key;
+	}
+	*ids = v;
+	return 0;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * collect.h - read the BPF maps into plain structs: a snapshot of the
+ * counters and histograms (summed over CPUs) with the target's own figures,
+ * and the outstanding blocks grouped by allocating stack. Functions return
+ * 0 or -errno.
+ */
+#ifndef ZT_COLLECT_H
+#define ZT_COLLECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "ztrace_types.h"
+
+struct zt_probes;
+
+struct zt_snapshot {
+	__u64 mono_ns; /* CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns() */
+	struct zt_counters c;
+	struct zt_hist_slot hist[ZT_HIST_KINDS][ZT_HIST_BUCKETS];
+	unsigned long long prog_missed;
+
+	/* The target's own figures, read from outside it. */
+	__s64 used_memory;
+	int used_memory_err; /* 0 when used_memory is valid */
+	__u64 rss;
+	int rss_err;
+	bool stale; /* target gone: the figures are the last ones read */
+};
+
+struct zt_leak {
+	__u32 stack_id;
+	__u32 pad;
+	__u64 blocks;
+	__u64 bytes; /* requested */
+	__u64 usable;
+	__u64 oldest_ns;
+	__u64 total_allocs; /* since attach, from stack_totals */
+	__u64 total_bytes;
+};
+
+struct zt_leak_set {
+	struct zt_leak *v; /* largest bytes first */
+	size_t n;
+	__u64 blocks; /* in v */
+	__u64 bytes;
+	__u64 young_blocks; /* live but younger than --min-age */
+	__u64 young_bytes;
+};
+
+__u64 mono_now_ns(void);
+int collect_counters(const struct zt_probes *p, struct zt_snapshot *s);
+int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
+		  struct zt_leak_set *set);
+void leak_set_free(struct zt_leak_set *set);
+/* The user stack of STACK_ID, leaf first; returns the frame count. */
+int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
+		  int max);
+/* Ids of every stack stored so far, for symbolizing ahead of time. */
+int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n);
+
+#endif /* ZT_COLLECT_H */

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * leaks.c - "ztrace leaks": the allocating stacks of outstanding blocks
+ * older than --min-age, largest first, symbolized while the target lives.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "modes.h"
+#include "output.h"
+#include "report.h"
+#include "session.h"
+
+/* Symbolize every stack not yet done: called about once a second. */
+static void leaks_refresh(struct zt_session *s)
+{
+	__u64 ips[ZT_MAX_STACK_DEPTH];
+	bool refreshed = false;
+	__u32 *ids;
+	size_t i, n;
+	int nips;
+
+	if (collect_stack_ids(&s->probes, &ids, &n))
+		return;
+	for (i = 0; i < n; i++) {
+		if (symbolized(&s->sym, ids[i]))
+			continue;
+		if (!refreshed) {
+			symbolizer_refresh(&s->sym, &s->target);
+			refreshed = true;
+		}
+		nips = collect_stack(&s->probes, ids[i], ips,
+				     ZT_MAX_STACK_DEPTH);
+		if (nips > 0)
+			symbolize(&s->sym, ids[i], ips, nips, true);
+	}
+	free(ids);
+}
+
+static const struct zt_sym_stack *leak_stack(struct zt_session *s,
+					     __u32 stack_id)
+{
+	__u64 ips[ZT_MAX_STACK_DEPTH];
+	int n;
+
+	if (stack_id == ZT_STACK_NONE)
+		return NULL;
+	if (s->alive && !symbolized(&s->sym, stack_id))
+		leaks_refresh(s);
+	n = collect_stack(&s->probes, stack_id, ips, ZT_MAX_STACK_DEPTH);
+	if (n <= 0)
+		return NULL;
+	return symbolize(&s->sym, stack_id, ips, n, s->alive);
+}
+
+static void text_frame(const struct zt_frame *f)
+{
+	fprintf(zt_out, "        ");
+	if (f->func)
+		fprintf(zt_out, "%s+0x%llx", f->func,
+			(unsigned long long)f->offset);
+	else
+		fprintf(zt_out, "0x%llx", (unsigned long long)f->ip);
+	if (f->file)
+		fprintf(zt_out, " %s:%d", f->file, f->line);
+	if (f->module)
+		fprintf(zt_out, " [%s]", f->module);
+	fprintf(zt_out, "\n");
+}
+
+static void text_leak(struct zt_session *s, size_t rank,
+		      const struct zt_leak *l)
+{
+	const struct zt_sym_stack *st = leak_stack(s, l->stack_id);
+	int i;
+
+	fprintf(zt_out,
+		"  #%zu %llu bytes in %llu blocks (%llu usable), oldest %.2f s; this stack: %llu allocs, %llu bytes since attach\n",
+		rank, (unsigned long long)l->bytes,
+		(unsigned long long)l->blocks, (unsigned long long)l->usable,
+		(s->cur.mono_ns - l->oldest_ns) / 1e9,
+		(unsigned long long)l->total_allocs,
+		(unsigned long long)l->total_bytes);
+	if (!st) {
+		fprintf(zt_out, "        [stack not recorded: see drops]\n");
+		return;
+	}
+	for (i = 0; i < st->nframes; i++)
+		text_frame(&st->frames[i]);
+}
+
+static void json_frames(struct jw *w, const struct zt_sym_stack *st)
+{
+	char ip[32];
+	int i;
+
+	jw_arr(w, "frames");
+	for (i = 0; st && i < st->nframes; i++) {
+		const struct zt_frame *f = &st->frames[i];
+
+		jw_obj(w, NULL);
+		snprintf(ip, sizeof(ip), "0x%llx", (unsigned long long)f->ip);
+		jw_str(w, "ip", ip);
+		jw_str(w, "func", f->func);
+		jw_u64(w, "offset", f->offset);
+		jw_str(w, "file", f->file);
+		jw_s64(w, "line", f->line);
+		jw_str(w, "module", f->module);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+}
+
+static void json_leak(struct jw *w, struct zt_session *s,
+		      const struct zt_leak *l)
+{
+	const struct zt_sym_stack *st = leak_stack(s, l->stack_id);
+
+	jw_obj(w, NULL);
+	if (l->stack_id == ZT_STACK_NONE)
+		jw_null(w, "stack_id");
+	else
+		jw_u64(w, "stack_id", l->stack_id);
+	jw_u64(w, "bytes", l->bytes);
+	jw_u64(w, "usable", l->usable);
+	jw_u64(w, "blocks", l->blocks);
+	jw_double(w, "oldest_age_s", (s->cur.mono_ns - l->oldest_ns) / 1e9);
+	jw_u64(w, "stack_allocs", l->total_allocs);
+	jw_u64(w, "stack_bytes", l->total_bytes);
+	jw_s64(w, "frames_dropped", st ? st->dropped : 0);
+	jw_bool(w, "symbolized_live", st && st->resolved);
+	json_frames(w, st);
+	jw_obj_end(w);
+}
+
+static size_t shown(const struct zt_leak_set *set)
+{
+	return env.top && env.top < set->n ? env.top : set->n;
+}
+
+static void leaks_report(struct zt_session *s, bool final)
+{
+	__u64 min_age_ns = (__u64)(env.min_age * 1e9);
+	struct zt_leak_set set;
+	size_t i;
+	struct jw w;
+
+	if (collect_leaks(&s->probes, s->cur.mono_ns, min_age_ns, &set))
+		return;
+	if (env.json) {
+		report_json_begin(&w, s, final);
+		jw_obj(&w, "leaks");
+		jw_double(&w, "min_age_s", env.min_age);
+		jw_u64(&w, "blocks", set.blocks);
+		jw_u64(&w, "bytes", set.bytes);
+		jw_u64(&w, "stacks", set.n);
+		jw_u64(&w, "young_blocks", set.young_blocks);
+		jw_u64(&w, "young_bytes", set.young_bytes);
+		jw_arr(&w, "top");
+		for (i = 0; i < shown(&set); i++)
+			json_leak(&w, s, &set.v[i]);
+		jw_arr_end(&w);
+		jw_obj_end(&w);
+		report_json_end(&w, s);
+		goto out_free;
+	}
+	report_text_begin(s, final);
+	fprintf(zt_out,
+		"  leaks      %llu blocks, %llu bytes outstanding for %.2f s or more, from %zu stacks (%llu younger blocks, %llu bytes)\n",
+		(unsigned long long)set.blocks, (unsigned long long)set.bytes,
+		env.min_age, set.n, (unsigned long long)set.young_blocks,
+		(unsigned long long)set.young_bytes);
+	for (i = 0; i < shown(&set); i++)
+		text_leak(s, i + 1, &set.v[i]);
+	if (shown(&set) < set.n)
+		fprintf(zt_out, "  ... %zu more stacks (--top 0 shows all)\n",
+			set.n - shown(&set));
+	report_text_end(s);
+out_free:
+	leak_set_free(&set);
+}
+
+static const struct zt_mode_ops leaks_ops = {
+	.stacks = true,
+	.report = leaks_report,
+	.refresh = leaks_refresh,
+};
+
+int do_leaks(int argc, char **argv)
+{
+	int err = parse_options(argc, argv, ZT_MODE_LEAKS);
+
+	if (err)
+		return err > 0 ? 0 : 2;
+	return session_run(&leaks_ops);
+}

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * options.c - parse and validate ztrace's command line into env.
+ * Numbers go through strtod/strtoul with errno and end checks.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ztrace_types.h"
+#include "options.h"
+#include "output.h"
+
+struct zt_env env = {
+	.top = 10,
+	.max_blocks = ZT_DEFAULT_MAX_BLOCKS,
+	.max_stacks = ZT_DEFAULT_MAX_STACKS,
+	.stack_depth = ZT_DEFAULT_STACK_DEPTH,
+};
+
+enum {
+	OPT_MIN_AGE = 256,
+	OPT_TOP,
+	OPT_MAX_BLOCKS,
+	OPT_MAX_STACKS,
+	OPT_STACK_DEPTH,
+};
+
+static const struct option long_opts[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "interval", required_argument, NULL, 'i' },
+	{ "duration", required_argument, NULL, 'd' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "min-age", required_argument, NULL, OPT_MIN_AGE },
+	{ "top", required_argument, NULL, OPT_TOP },
+	{ "max-blocks", required_argument, NULL, OPT_MAX_BLOCKS },
+	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
+	{ "stack-depth", required_argument, NULL, OPT_STACK_DEPTH },
+	{},
+};
+
+void print_usage(void)
+{
+	fprintf(stderr,
+		"Usage: ztrace COMMAND [OPTIONS] [-p PID | [--] CMD [ARGS...]]\n"
+		"\n"
+		"Watch the allocations of a process that uses libzmalloc, from its\n"
+		"zmalloc USDT probes, with eBPF.\n"
+		"\n"
+		"Commands:\n"
+		"  hist    per-size log2 histograms of allocations and frees\n"
+		"  leaks   stacks holding outstanding blocks, largest first\n"
+		"  stat    event, live-block and drop counters\n"
+		"  noop    attach programs that do nothing (the tracing floor)\n"
+		"  help    this text; 'ztrace COMMAND --help' for a command\n"
+		"\n"
+		"See ztrace(8).\n");
+}
+
+static void print_mode_help(enum zt_mode mode)
+{
+	static const char *const what[] = {
+		[ZT_MODE_HIST] =
+			"Print per-size log2 histograms (count, requested bytes,\n"
+			"usable-minus-requested bytes) of allocations and frees, for\n"
+			"each interval and since attach.\n",
+		[ZT_MODE_LEAKS] =
+			"Print the allocating stacks of outstanding blocks older than\n"
+			"--min-age, largest first: bytes, blocks, oldest age, and the\n"
+			"stack as function, file and line, libzmalloc's frames dropped.\n",
+		[ZT_MODE_STAT] =
+			"Print allocation, free, realloc and oom counts, the live blocks\n"
+			"ztrace tracks, and every drop counter.\n",
+		[ZT_MODE_NOOP] =
+			"Attach BPF programs that do nothing to the same probes: the\n"
+			"cost floor of any uprobe-based tracer. Reports nothing.\n",
+	};
+
+	fprintf(stderr,
+		"Usage: ztrace %s [OPTIONS] -p PID\n"
+		"       ztrace %s [OPTIONS] [--] CMD [ARGS...]\n\n%s\n"
+		"Target:\n"
+		"  -p, --pid PID        attach to running process PID\n"
+		"  CMD [ARGS...]        run CMD with the probes attached before its\n"
+		"                       first instruction; exit with its status\n"
+		"Options:\n"
+		"  -i, --interval SECS  report every SECS seconds (default: once,\n"
+		"                       at the end)\n"
+		"  -d, --duration SECS  stop tracing after SECS seconds\n"
+		"  -j, --json           one JSON document per report\n"
+		"  -o, --output FILE    write reports to FILE instead of stdout\n"
+		"      --max-blocks N   live blocks tracked (default %u)\n"
+		"  -v, --verbose        libbpf messages (twice: debug)\n"
+		"  -h, --help           this text\n",
+		env.mode_name, env.mode_name, what[mode], ZT_DEFAULT_MAX_BLOCKS);
+	if (mode == ZT_MODE_LEAKS)
+		fprintf(stderr,
+			"Leaks:\n"
+			"      --min-age SECS   only blocks at least SECS old (default 0)\n"
+			"      --top N          the N largest stacks (default 10, 0: all)\n"
+			"      --max-stacks N   distinct stacks kept (default %u)\n"
+			"      --stack-depth N  frames per stack, at most %u (default %u)\n",
+			ZT_DEFAULT_MAX_STACKS, ZT_MAX_STACK_DEPTH,
+			ZT_DEFAULT_STACK_DEPTH);
+	fprintf(stderr, "\nSee ztrace(8).\n");
+}
+
+static int parse_secs(const char *opt, const char *arg, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || v < 0 || v > 1e9) {
+		p_err("invalid %s '%s': give a number of seconds, such as 1 or 0.5",
+		      opt, arg);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_u32(const char *opt, const char *arg, unsigned long min,
+		     unsigned long max, __u32 *out)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(arg, &end, 0);
+	if (errno || end == arg || *end || arg[0] == '-' || v < min ||
+	    v > max) {
+		p_err("invalid %s '%s': give a whole number from %lu to %lu",
+		      opt, arg, min, max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_one(int opt, const char *arg)
+{
+	__u32 v;
+	int err;
+
+	switch (opt) {
+	case 'p':
+		err = parse_u32("-p", arg, 1, INT_MAX, &v);
+		env.pid = v;
+		return err;
+	case 'i':
+		return parse_secs("-i", arg, &env.interval);
+	case 'd':
+		return parse_secs("-d", arg, &env.duration);
+	case 'j':
+		env.json = true;
+		return 0;
+	case 'o':
+		env.output = arg;
+		return 0;
+	case 'v':
+		env.verbose++;
+		return 0;
+	case OPT_MIN_AGE:
+		return parse_secs("--min-age", arg, &env.min_age);
+	case OPT_TOP:
+		err = parse_u32("--top", arg, 0, INT_MAX, &v);
+		env.top = v;
+		return err;
+	case OPT_MAX_BLOCKS:
+		return parse_u32("--max-blocks", arg, 1, 1U << 28,
+				 &env.max_blocks);
+	case OPT_MAX_STACKS:
+		return parse_u32("--max-stacks", arg, 1, 1U << 22,
+				 &env.max_stacks);
+	case OPT_STACK_DEPTH:
+		return parse_u32("--stack-depth", arg, 1, ZT_MAX_STACK_DEPTH,
+				 &env.stack_depth);
+	}
+	return -EINVAL;
+}
+
+int parse_options(int argc, char **argv, enum zt_mode mode)
+{
+	int opt, err;
+
+	env.mode = mode;
+	env.mode_name = argv[0];
+	optind = 1;
+	/* "+": stop at the first non-option, the command to run. */
+	while ((opt = getopt_long(argc, argv, "+p:i:d:jo:vh", long_opts,
+				  NULL)) != -1) {
+		if (opt == 'h') {
+			print_mode_help(mode);
+			return 1;
+		}
+		if (opt == '?') {
+			p_err("unknown option for 'ztrace %s': see 'ztrace %s --help'",
+			      env.mode_name, env.mode_name);
+			return -EINVAL;
+		}
+		err = parse_one(opt, optarg);
+		if (err)
+			return err;
+	}
+	if (optind < argc)
+		env.cmd = &argv[optind];
+	if (!env.pid == !env.cmd) {
+		p_err("%s: give either -p PID or a command to run after --, such as 'ztrace %s -- ./prog'",
+		      env.pid ? "both -p and a command" : "no target",
+		      env.mode_name);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * options.h - the command line of ztrace: one env struct, filled and
+ * validated by parse_options() for the subcommand being run.
+ */
+#ifndef ZT_OPTIONS_H
+#define ZT_OPTIONS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+enum zt_mode {
+	ZT_MODE_HIST,
+	ZT_MODE_LEAKS,
+	ZT_MODE_STAT,
+	ZT_MODE_NOOP,
+};
+
+struct zt_env {
+	enum zt_mode mode;
+	const char *mode_name;
+	pid_t pid;	  /* -p; 0 when a command is run */
+	char **cmd;	  /* the command after --, NULL-terminated */
+	double interval;  /* -i seconds; 0: one report at the end */
+	double duration;  /* -d seconds; 0: until the target exits or ^C */
+	double min_age;	  /* --min-age seconds */
+	unsigned int top; /* --top; 0: all */
+	__u32 max_blocks;
+	__u32 max_stacks;
+	__u32 stack_depth;
+	bool json;
+	const char *output; /* -o; NULL: stdout */
+	int verbose;
+};
+
+extern struct zt_env env;
+
+/* Returns 0, 1 when help was printed, or -EINVAL after an error message. */
+int parse_options(int argc, char **argv, enum zt_mode mode);
+void print_usage(void);
+
+#endif /* ZT_OPTIONS_H */

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* report.c - the common part of every report (see report.h). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "json.h"
+#include "output.h"
+#include "report.h"
+#include "session.h"
+
+bool report_incomplete(const struct zt_snapshot *s)
+{
+	const struct zt_counters *c = &s->c;
+
+	return c->drop_live_full || c->drop_live_error ||
+	       c->drop_stack_collision || c->drop_stack_error ||
+	       c->drop_totals_full || s->prog_missed;
+}
+
+const char *fmt_size(char *buf, size_t len, __u64 bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static double secs(__u64 ns)
+{
+	return ns / 1e9;
+}
+
+static void exit_text(const struct zt_target *t, char *buf, size_t len)
+{
+	if (!t->exited)
+		snprintf(buf, len, "target exited");
+	else if (WIFEXITED(t->wstatus))
+		snprintf(buf, len, "target exited with status %d",
+			 WEXITSTATUS(t->wstatus));
+	else if (WIFSIGNALED(t->wstatus))
+		snprintf(buf, len, "target killed by signal %d",
+			 WTERMSIG(t->wstatus));
+	else
+		snprintf(buf, len, "target exited");
+}
+
+static const char *end_text(struct zt_session *s, char *buf, size_t len)
+{
+	if (s->end_reason && !strcmp(s->end_reason, "exited"))
+		exit_text(&s->target, buf, len);
+	else
+		snprintf(buf, len, "%s", s->end_reason ? s->end_reason : "");
+	return buf;
+}
+
+static void text_target(struct zt_session *s)
+{
+	const struct zt_snapshot *n = &s->cur;
+	char a[32];
+
+	fprintf(zt_out, "  target     used_memory ");
+	if (n->used_memory_err)
+		fprintf(zt_out, "n/a (%s)", strerror(-n->used_memory_err));
+	else
+		fprintf(zt_out, "%lld bytes", (long long)n->used_memory);
+	if (n->rss_err)
+		fprintf(zt_out, ", RSS n/a");
+	else
+		fprintf(zt_out, ", RSS %llu bytes (%s)",
+			(unsigned long long)n->rss, fmt_size(a, sizeof(a), n->rss));
+	if (!n->used_memory_err && !n->rss_err && n->used_memory > 0)
+		fprintf(zt_out, ", RSS/used_memory %.2f",
+			(double)n->rss / n->used_memory);
+	fprintf(zt_out, "%s\n", n->stale ? " (last read before exit)" : "");
+}
+
+static void text_drop(const char *what, __u64 v, const char *hint)
+{
+	if (v)
+		fprintf(zt_out, "  drops      %llu %s%s\n",
+			(unsigned long long)v, what, hint);
+}
+
+static void text_drops(const struct zt_snapshot *n)
+{
+	const struct zt_counters *c = &n->c;
+
+	if (!report_incomplete(n)) {
+		fprintf(zt_out, "  drops      none\n");
+		return;
+	}
+	if (c->drop_live_full)
+		fprintf(zt_out,
+			"  drops      %llu blocks (%llu bytes) not tracked, live map full: raise --max-blocks (now %u)\n",
+			(unsigned long long)c->drop_live_full,
+			(unsigned long long)c->drop_live_full_bytes,
+			env.max_blocks);
+	text_drop("blocks not tracked, live map update failed",
+		  c->drop_live_error, "");
+	text_drop("stacks lost to a collision in the stack map",
+		  c->drop_stack_collision, ": raise --max-stacks");
+	text_drop("stacks that could not be walked or stored",
+		  c->drop_stack_error, "");
+	text_drop("stack totals not kept, stack totals map full",
+		  c->drop_totals_full, ": raise --max-stacks");
+	text_drop("probe hits the kernel did not run ztrace's programs for",
+		  n->prog_missed, "");
+}
+
+void report_text_begin(struct zt_session *s, bool final)
+{
+	const struct zt_snapshot *n = &s->cur, *p = &s->prev;
+	const struct zt_counters *c = &n->c;
+	char buf[128];
+
+	fprintf(zt_out, "==> ztrace %s: PID %d (%s), %.2f s since attach",
+		env.mode_name, s->target.pid, s->target.comm,
+		secs(n->mono_ns - s->attach_ns));
+	if (s->seq && !final)
+		fprintf(zt_out, ", interval %.2f s", secs(n->mono_ns - p->mono_ns));
+	if (final)
+		fprintf(zt_out, ", final report: %s",
+			end_text(s, buf, sizeof(buf)));
+	fprintf(zt_out, "\n");
+	fprintf(zt_out,
+		"  events     %llu allocs, %llu frees, %llu reallocs (%llu in place), %llu ooms\n",
+		(unsigned long long)c->allocs, (unsigned long long)c->frees,
+		(unsigned long long)c->reallocs,
+		(unsigned long long)c->reallocs_inplace,
+		(unsigned long long)c->ooms);
+	fprintf(zt_out,
+		"  live       %lld blocks, %lld bytes (%lld usable) allocated since attach, seen by BPF\n",
+		(long long)c->live_blocks, (long long)c->live_bytes,
+		(long long)c->live_usable);
+	text_target(s);
+	fprintf(zt_out,
+		"  untracked  %llu frees of blocks allocated before attach%s (%llu bytes usable)\n",
+		(unsigned long long)c->untracked_frees,
+		c->drop_live_full || c->drop_live_error ? " or not tracked" :
+							  "",
+		(unsigned long long)c->untracked_free_bytes);
+	if (c->missed_frees || c->realloc_races)
+		fprintf(zt_out,
+			"  missed     %llu frees seen late (%llu bytes; address reused, stale block retired), %llu realloc races\n",
+			(unsigned long long)c->missed_frees,
+			(unsigned long long)c->missed_free_bytes,
+			(unsigned long long)c->realloc_races);
+	text_drops(n);
+}
+
+void report_text_end(struct zt_session *s)
+{
+	if (report_incomplete(&s->cur))
+		fprintf(zt_out,
+			"  INCOMPLETE: some events were not recorded (see drops); figures above count only what was\n");
+	fprintf(zt_out, "\n");
+	fflush(zt_out);
+}
+
+static void json_target(struct jw *w, struct zt_session *s)
+{
+	const struct zt_snapshot *n = &s->cur;
+
+	jw_obj(w, "target");
+	jw_s64(w, "pid", s->target.pid);
+	jw_str(w, "comm", s->target.comm);
+	jw_str(w, "probe_file", s->target.probe_path);
+	jw_bool(w, "static", s->target.probes_in_exe);
+	if (n->used_memory_err) {
+		jw_null(w, "used_memory");
+		jw_str(w, "used_memory_error", strerror(-n->used_memory_err));
+	} else {
+		jw_s64(w, "used_memory", n->used_memory);
+	}
+	if (n->rss_err)
+		jw_null(w, "rss");
+	else
+		jw_u64(w, "rss", n->rss);
+	if (!n->used_memory_err && !n->rss_err && n->used_memory > 0)
+		jw_double(w, "rss_per_used_memory",
+			  (double)n->rss / n->used_memory);
+	else
+		jw_null(w, "rss_per_used_memory");
+	jw_bool(w, "figures_stale", n->stale);
+	if (s->target.exited && WIFEXITED(s->target.wstatus))
+		jw_s64(w, "exit_status", WEXITSTATUS(s->target.wstatus));
+	else if (s->target.exited && WIFSIGNALED(s->target.wstatus))
+		jw_s64(w, "exit_signal", WTERMSIG(s->target.wstatus));
+	jw_obj_end(w);
+}
+
+static void json_counters(struct jw *w, const struct zt_snapshot *n)
+{
+	const struct zt_counters *c = &n->c;
+
+	jw_obj(w, "events");
+	jw_u64(w, "allocs", c->allocs);
+	jw_u64(w, "frees", c->frees);
+	jw_u64(w, "reallocs", c->reallocs);
+	jw_u64(w, "reallocs_inplace", c->reallocs_inplace);
+	jw_u64(w, "ooms", c->ooms);
+	jw_u64(w, "oom_bytes", c->oom_bytes);
+	jw_obj_end(w);
+	jw_obj(w, "live");
+	jw_s64(w, "blocks", c->live_blocks);
+	jw_s64(w, "bytes", c->live_bytes);
+	jw_s64(w, "usable", c->live_usable);
+	jw_obj_end(w);
+	jw_obj(w, "untracked_frees");
+	jw_u64(w, "count", c->untracked_frees);
+	jw_u64(w, "usable", c->untracked_free_bytes);
+	jw_obj_end(w);
+	jw_obj(w, "missed_frees");
+	jw_u64(w, "count", c->missed_frees);
+	jw_u64(w, "bytes", c->missed_free_bytes);
+	jw_u64(w, "realloc_races", c->realloc_races);
+	jw_obj_end(w);
+	jw_obj(w, "drops");
+	jw_u64(w, "live_map_full", c->drop_live_full);
+	jw_u64(w, "live_map_full_bytes", c->drop_live_full_bytes);
+	jw_u64(w, "live_map_error", c->drop_live_error);
+	jw_u64(w, "stack_collision", c->drop_stack_collision);
+	jw_u64(w, "stack_error", c->drop_stack_error);
+	jw_u64(w, "stack_totals_full", c->drop_totals_full);
+	jw_u64(w, "prog_missed", n->prog_missed);
+	jw_obj_end(w);
+	jw_bool(w, "complete", !report_incomplete(n));
+}
+
+void report_json_begin(struct jw *w, struct zt_session *s, bool final)
+{
+	const struct zt_snapshot *n = &s->cur, *p = &s->prev;
+	char buf[128];
+
+	jw_begin(w, zt_out);
+	jw_str(w, "type", env.mode_name);
+	jw_u64(w, "seq", s->seq);
+	jw_bool(w, "final", final);
+	if (final)
+		jw_str(w, "end", end_text(s, buf, sizeof(buf)));
+	jw_double(w, "since_attach_s", secs(n->mono_ns - s->attach_ns));
+	jw_double(w, "interval_s", secs(n->mono_ns - p->mono_ns));
+	jw_u64(w, "max_blocks", env.max_blocks);
+	json_target(w, s);
+	json_counters(w, n);
+}
+
+void report_json_end(struct jw *w, struct zt_session *s)
+{
+	jw_end(w);
+}
