@@ -114,7 +114,7 @@ ZM_API void zmadvise_dontneed(void *ptr)
 
 	if (ptr == NULL)
 		return;
-	end = start + zm_be_usable(ptr);
+	end = start + zmalloc_usable_size(ptr); /* sampled blocks too */
 	start = (start + page - 1) & ~(uintptr_t)(page - 1);
 	end &= ~(uintptr_t)(page - 1);
 	if (end > start)
