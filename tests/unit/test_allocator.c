@@ -217,7 +217,8 @@ static bool glibc_heap_in_use(void)
 
 	if (zm_test_under_valgrind())
 		return false;
-	p = malloc(1000);
+	p = malloc(5000); /* past the thread cache, below mmap */
+	__asm__ volatile("" : : "r"(p) : "memory"); /* keep the pair */
 	after = mallinfo2().uordblks;
 	free(p);
 	return after > before;
@@ -246,8 +247,12 @@ static void test_allocator_zlibc_trim(void **state)
 		blocks[i] = malloc(TRIM_BLOCK);
 		assert_non_null(blocks[i]);
 		memset(blocks[i], 0x42, TRIM_BLOCK);
+		/* The pages must be touched: no dead store before free(). */
+		__asm__ volatile("" : : "r"(blocks[i]) : "memory");
 	}
-	pin = malloc(64);
+	/* Carved from the top after them, as they were: it pins the top. */
+	pin = malloc(TRIM_BLOCK);
+	__asm__ volatile("" : : "r"(pin) : "memory");
 	for (i = 0; i < TRIM_BLOCKS; i++)
 		free(blocks[i]);
 	before = zmalloc_get_rss();
