@@ -7,8 +7,8 @@
 #include "zm_test.h"
 
 #define ZM_SIZES_N 12
-static const size_t zm_sizes[ZM_SIZES_N] = { 1,	  7,	8,     15,
-					     16,  24,	100,   1000,
+static const size_t zm_sizes[ZM_SIZES_N] = { 1,	   7,	 8,	15,
+					     16,   24,	 100,	1000,
 					     4095, 4096, 70000, 300000 };
 
 /* Checks what every freshly allocated block of n bytes must satisfy. */
@@ -57,7 +57,8 @@ static void test_alloc_zmalloc_counts_block(void **state)
 		void *p = zmalloc(n);
 
 		check_block(p, n);
-		assert_int_equal(zmalloc_used_memory(), start + zmalloc_size(p));
+		assert_int_equal(zmalloc_used_memory(),
+				 start + zmalloc_size(p));
 		memset(p, 0x5a, n);
 		zfree(p);
 		assert_int_equal(zmalloc_used_memory(), start);
@@ -77,7 +78,8 @@ static void test_alloc_zcalloc_zeroed(void **state)
 		p = zcalloc(n);
 		check_block(p, n);
 		check_zeroed(p, n);
-		assert_int_equal(zmalloc_used_memory(), start + zmalloc_size(p));
+		assert_int_equal(zmalloc_used_memory(),
+				 start + zmalloc_size(p));
 		zfree(p);
 		assert_int_equal(zmalloc_used_memory(), start);
 	}
@@ -98,7 +100,8 @@ static void test_alloc_zcalloc_num_zeroed(void **state)
 		p = zcalloc_num(dims[i][0], dims[i][1]);
 		check_block(p, n);
 		check_zeroed(p, n);
-		assert_int_equal(zmalloc_used_memory(), start + zmalloc_size(p));
+		assert_int_equal(zmalloc_used_memory(),
+				 start + zmalloc_size(p));
 		zfree(p);
 		assert_int_equal(zmalloc_used_memory(), start);
 	}
@@ -152,7 +155,8 @@ static void test_alloc_zstrdup_copies(void **state)
 		check_block(s, len);
 		assert_ptr_not_equal(s, strs[i]);
 		assert_memory_equal(s, strs[i], len);
-		assert_int_equal(zmalloc_used_memory(), start + zmalloc_size(s));
+		assert_int_equal(zmalloc_used_memory(),
+				 start + zmalloc_size(s));
 		zfree(s);
 		assert_int_equal(zmalloc_used_memory(), start);
 	}
@@ -252,7 +256,8 @@ static void test_alloc_zfree_with_size_exact(void **state)
 		assert_int_equal(zmalloc_used_memory(),
 				 start + zmalloc_size(p) + zmalloc_size(q));
 		zfree_with_size(p, u);
-		assert_int_equal(zmalloc_used_memory(), start + zmalloc_size(q));
+		assert_int_equal(zmalloc_used_memory(),
+				 start + zmalloc_size(q));
 		zfree_with_size(q, zmalloc_usable_size(q));
 		assert_int_equal(zmalloc_used_memory(), start);
 	}
@@ -339,7 +344,8 @@ static void *rnd_alloc(uint64_t *s, size_t n)
 	case 1:
 		return zcalloc(n);
 	case 2:
-		return n ? zcalloc_num(n % 7 + 1, n / (n % 7 + 1) + 1) : zcalloc(0);
+		return n ? zcalloc_num(n % 7 + 1, n / (n % 7 + 1) + 1) :
+			   zcalloc(0);
 	case 3:
 		return ztrymalloc(n);
 	case 4:

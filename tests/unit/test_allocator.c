@@ -291,7 +291,8 @@ static void test_allocator_madvise_dontneed(void **state)
 	 */
 	assert_true(hi - lo >= n - page);
 	for (i = 0; i < n; i++) {
-		bool inside = (uintptr_t)(p + i) >= lo && (uintptr_t)(p + i) < hi;
+		bool inside = (uintptr_t)(p + i) >= lo &&
+			      (uintptr_t)(p + i) < hi;
 		unsigned char want = je && inside ? 0 : 0xab;
 
 		if (p[i] != want)
@@ -333,9 +334,8 @@ static void test_allocator_config_matches_backend(void **state)
 		const char *version = NULL;
 		size_t sz = sizeof(version);
 
-		assert_int_equal(je_mallctl()("version", &version, &sz, NULL,
-					      0),
-				 0);
+		assert_int_equal(
+			je_mallctl()("version", &version, &sz, NULL, 0), 0);
 		/* "5.3.0-0-g54eaed1d..." names jemalloc-5.3.0 */
 		snprintf(want, sizeof(want), "jemalloc-%.*s",
 			 (int)strcspn(version, "-"), version);

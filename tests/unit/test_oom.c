@@ -262,7 +262,8 @@ static void test_oom_handler_zcalloc_num_overflow(void **state)
 
 	assert_null(zcalloc_num(zm_test_opaque(ZM_HALF), zm_test_opaque(3)));
 	check_oom(SIZE_MAX);
-	assert_null(zcalloc_num(zm_test_opaque(2), zm_test_opaque(ZM_HALF + 1)));
+	assert_null(
+		zcalloc_num(zm_test_opaque(2), zm_test_opaque(ZM_HALF + 1)));
 	check_oom(SIZE_MAX);
 	assert_null(zcalloc_num(zm_test_opaque(SIZE_MAX), zm_test_opaque(2)));
 	check_oom(SIZE_MAX);
@@ -343,8 +344,8 @@ static void test_oom_success_skips_handler(void **state)
 	assert_int_equal(zmalloc_used_memory(), start);
 }
 
-#define OOM_TEST(f) cmocka_unit_test_setup_teardown(f, setup_handler, \
-						   teardown_handler)
+#define OOM_TEST(f) \
+	cmocka_unit_test_setup_teardown(f, setup_handler, teardown_handler)
 
 int main(void)
 {

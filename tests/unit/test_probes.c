@@ -41,7 +41,7 @@ static struct probe_spec specs[] = {
 struct lib {
 	Elf *elf;
 	int fd;
-	GElf_Addr base;		    /* address of .stapsdt.base, 0 if none */
+	GElf_Addr base; /* address of .stapsdt.base, 0 if none */
 	GElf_Addr probes_lo, probes_hi; /* .probes, the semaphores' section */
 	int notes;
 };
@@ -63,7 +63,8 @@ static int count_args(const char *args)
 
 	while (*args) {
 		if (strncmp(args, "8@", 2) != 0)
-			fail_msg("argument \"%s\" is not 8-byte unsigned", args);
+			fail_msg("argument \"%s\" is not 8-byte unsigned",
+				 args);
 		n++;
 		args += strcspn(args, " ");
 		args += strspn(args, " ");
@@ -118,8 +119,7 @@ static void check_site_section(struct lib *lib, GElf_Addr pc,
 	fail_msg("probe site %#llx is in no section", (unsigned long long)pc);
 }
 
-static void check_note(struct lib *lib, const unsigned char *desc,
-		       size_t len)
+static void check_note(struct lib *lib, const unsigned char *desc, size_t len)
 {
 	static const unsigned char nop5[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
 	uint64_t pc, base, sema;

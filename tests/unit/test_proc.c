@@ -99,7 +99,7 @@ static pid_t start_frozen_child(int *go_fd)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		static void *dirty; /* reachable: no leak report under valgrind */
+		static void *dirty; /* reachable: valgrind reports no leak */
 
 		close(ready[0]);
 		close(go[1]);

@@ -129,10 +129,12 @@ static void test_realloc_grow_shrink_exact(void **state)
 		assert_non_null(p);
 		kept = kept < n ? kept : n;
 		check_fill(p, kept, 7);
-		assert_int_equal(zmalloc_usable_size(p), zm_test_usable_of(p, n));
+		assert_int_equal(zmalloc_usable_size(p),
+				 zm_test_usable_of(p, n));
 		assert_int_equal(zmalloc_size(p),
 				 zmalloc_usable_size(p) + PREFIX_SIZE);
-		assert_int_equal(zmalloc_used_memory(), start + zmalloc_size(p));
+		assert_int_equal(zmalloc_used_memory(),
+				 start + zmalloc_size(p));
 		fill(p, n, 7);
 		kept = n;
 	}
@@ -234,7 +236,8 @@ static void test_realloc_half_address_space_fails(void **state)
 		assert_null(ztryrealloc_usable(p, zm_test_opaque(huge[i]), &u));
 		assert_int_equal(u, 0);
 		assert_null(ztryrealloc(NULL, zm_test_opaque(huge[i])));
-		assert_int_equal(zmalloc_used_memory(), start + zmalloc_size(p));
+		assert_int_equal(zmalloc_used_memory(),
+				 start + zmalloc_size(p));
 		check_fill(p, 128, 42);
 	}
 	assert_null(ztryrealloc(NULL, zm_test_opaque(ZM_HUGE)));

@@ -42,9 +42,9 @@ chunk_slots(const struct zmalloc_counter_chunk *c)
 }
 
 struct chain_stats {
-	int64_t sum;	 /* of every claimed slot */
+	int64_t sum; /* of every claimed slot */
 	uint32_t chunks; /* in the chain */
-	uint32_t nused;	 /* slots claimed over the chain */
+	uint32_t nused; /* slots claimed over the chain */
 };
 
 /*
@@ -95,7 +95,7 @@ static void check_chain_sum(void)
 struct xf_worker {
 	int id;
 	pthread_barrier_t *barrier;
-	void **mine;   /* XF_BLOCKS blocks this thread allocates */
+	void **mine; /* XF_BLOCKS blocks this thread allocates */
 	void **theirs; /* the blocks of the next thread, freed here */
 };
 
@@ -110,8 +110,8 @@ static void *xf_main(void *arg)
 	int i;
 
 	for (i = 0; i < XF_BLOCKS; i++) {
-		w->mine[i] = i % 2 ? zmalloc(xf_size(w->id, i))
-				   : zcalloc(xf_size(w->id, i));
+		w->mine[i] = i % 2 ? zmalloc(xf_size(w->id, i)) :
+				     zcalloc(xf_size(w->id, i));
 		memset(w->mine[i], w->id, xf_size(w->id, i));
 	}
 	pthread_barrier_wait(w->barrier); /* the main thread counts */
@@ -277,7 +277,7 @@ static void test_threads_queue_handoff_exact(void **state)
 /* ------------------------------------ more threads than the first chunk */
 
 #define MANY_CONCURRENT 100 /* alive at once: past the first chunk */
-#define MANY_LATER 50	    /* then in batches, reusing given-back slots */
+#define MANY_LATER 50 /* then in batches, reusing given-back slots */
 #define MANY_BATCH 10
 #define MANY_THREADS (MANY_CONCURRENT + MANY_LATER)
 #define MANY_MAX_BLOCKS 9
@@ -335,8 +335,8 @@ static void test_threads_many_threads_exact(void **state)
 		tid[t] = start_thread(many_main, &w[t]);
 	}
 	pthread_barrier_wait(&barrier);
-	assert_int_equal(zm_test_proc_field("/proc/self/status", "Threads:",
-					    &nthreads),
+	assert_int_equal(zm_test_proc_field("/proc/self/status",
+					    "Threads:", &nthreads),
 			 0);
 	assert_true(nthreads >= MANY_CONCURRENT + 1);
 	/* 100 workers, the main thread and the shared slot, all claimed. */

@@ -36,8 +36,8 @@ static void make_input(unsigned char *buf, size_t n)
 }
 
 /* Compresses in into out, through zlib's own allocator or ours. */
-static size_t deflate_buf(const unsigned char *in, size_t n,
-			  unsigned char *out, size_t cap, z_stream *zs)
+static size_t deflate_buf(const unsigned char *in, size_t n, unsigned char *out,
+			  size_t cap, z_stream *zs)
 {
 	assert_int_equal(deflateInit(zs, Z_BEST_COMPRESSION), Z_OK);
 	zs->next_in = (unsigned char *)in;
@@ -48,8 +48,8 @@ static size_t deflate_buf(const unsigned char *in, size_t n,
 	return zs->total_out;
 }
 
-static size_t inflate_buf(const unsigned char *in, size_t n,
-			  unsigned char *out, size_t cap, z_stream *zs)
+static size_t inflate_buf(const unsigned char *in, size_t n, unsigned char *out,
+			  size_t cap, z_stream *zs)
 {
 	assert_int_equal(inflateInit(zs), Z_OK);
 	zs->next_in = (unsigned char *)in;
@@ -218,8 +218,8 @@ static void read_verdefs(Elf *elf, struct dynsym_check *c)
 		assert_non_null(data);
 		for (i = 0; i < shdr.sh_info; i++) {
 			assert_non_null(gelf_getverdef(data, (int)off, &vd));
-			assert_non_null(
-				gelf_getverdaux(data, (int)(off + vd.vd_aux), &va));
+			assert_non_null(gelf_getverdaux(
+				data, (int)(off + vd.vd_aux), &va));
 			off += vd.vd_next;
 			if (vd.vd_flags & VER_FLG_BASE)
 				continue;
@@ -238,10 +238,12 @@ static void check_dynsym(const GElf_Sym *sym, const char *name, void *arg)
 	if (sym->st_shndx == SHN_UNDEF)
 		return; /* an import: malloc, free... */
 	for (i = 0; i < c->nverdefs; i++)
-		if (sym->st_shndx == SHN_ABS && strcmp(name, c->verdefs[i]) == 0)
+		if (sym->st_shndx == SHN_ABS &&
+		    strcmp(name, c->verdefs[i]) == 0)
 			return;
 	if (strncmp(name, "zm_", 3) != 0)
-		fail_msg("libzmalloc.so exports \"%s\", not zm_ prefixed", name);
+		fail_msg("libzmalloc.so exports \"%s\", not zm_ prefixed",
+			 name);
 	c->exported++;
 	c->have_zm_calloc |= strcmp(name, "zm_calloc") == 0;
 	c->have_zm_counters |= strcmp(name, "zm_counters") == 0;
@@ -284,10 +286,10 @@ static void test_zlib_link_no_zcalloc_at_runtime(void **state)
 #else /* ZM_TEST_STATIC */
 
 struct symtab_check {
-	int zm_calloc_defs;	   /* definitions of zm_calloc, visible */
+	int zm_calloc_defs; /* definitions of zm_calloc, visible */
 	GElf_Addr zm_calloc_value; /* and its address */
-	int zcalloc_defs;	   /* definitions of zcalloc */
-	int zcalloc_visible;	   /* of which global with default visibility */
+	int zcalloc_defs; /* definitions of zcalloc */
+	int zcalloc_visible; /* of which global with default visibility */
 	GElf_Addr zcalloc_value;
 	int deflate_defs;
 };
