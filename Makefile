@@ -159,7 +159,7 @@ $(O)/tests/test_zlib_static: tests/unit/test_zlib_link.c tests/unit/zm_test.h $(
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(UNIT_CFLAGS) -DZM_TEST_STATIC $< -o $@ $(AR_FILE) \
-		-Wl,-Bstatic -lz -Wl,-Bdynamic -lcmocka -lelf -lpthread \
+		-Wl,-Bstatic -lz -Wl,-Bdynamic -lcmocka -lelf -lpthread -lm \
 		$(if $(filter jemalloc,$(MALLOC)),-ljemalloc)
 
 # Runs this variant's unit suite, under valgrind when UNDER_VALGRIND=1.

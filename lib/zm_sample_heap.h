@@ -25,8 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZM_SAMPLE_HEAP_LEN ((uintptr_t)64 << 30) /* reserved, not committed */
+#define ZM_SAMPLE_HEAP_MAX ((uintptr_t)64 << 30) /* reserved, not committed */
 #define ZM_SAMPLE_HDR_SIZE 32
+
+struct zm_sample_region {
+	uintptr_t base;
+	uintptr_t len; /* 0 until reserved */
+} __attribute__((aligned(16)));
 
 struct zm_sample_hdr {
 	uint64_t npages; /* pages of the block, header included */
@@ -38,7 +43,8 @@ struct zm_sample_hdr {
 _Static_assert(sizeof(struct zm_sample_hdr) == ZM_SAMPLE_HDR_SIZE,
 	       "header keeps 16-byte alignment");
 
-extern uintptr_t zm_sample_heap_base __attribute__((visibility("hidden")));
+extern struct zm_sample_region zm_sample_region
+	__attribute__((visibility("hidden")));
 
 #ifdef ZM_NO_PROBES
 /* Without probes nothing is ever sampled. */
@@ -50,9 +56,10 @@ static inline bool zm_in_sample_heap(const void *p)
 #else
 static inline bool zm_in_sample_heap(const void *p)
 {
-	uintptr_t base = __atomic_load_n(&zm_sample_heap_base, __ATOMIC_RELAXED);
+	uintptr_t base = __atomic_load_n(&zm_sample_region.base, __ATOMIC_RELAXED);
+	uintptr_t len = __atomic_load_n(&zm_sample_region.len, __ATOMIC_RELAXED);
 
-	return __builtin_expect((uintptr_t)p - base < ZM_SAMPLE_HEAP_LEN, 0);
+	return __builtin_expect((uintptr_t)p - base < len, 0);
 }
 #endif
 

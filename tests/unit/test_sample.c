@@ -10,8 +10,9 @@
  * realloc both ways, used_memory), the weights are unbiased estimates, and
  * nothing is sampled while the semaphore is zero.
  *
- * The run is reproducible: main() re-executes the test with
- * ZMALLOC_SAMPLE_SEED set, since the library reads it when it loads.
+ * The run is reproducible: tests/run_suite.sh sets ZMALLOC_SAMPLE_SEED,
+ * which the library reads when it loads; run by hand without it, main()
+ * re-executes the test with it set.
  */
 #include <link.h>
 #include <pthread.h>
@@ -25,7 +26,7 @@
 extern struct zmalloc_sample_control zm_sample_control;
 
 static volatile unsigned short *sample_semaphore;
-static volatile uintptr_t *sample_heap_base;
+static volatile uintptr_t *sample_region; /* base, len */
 
 struct find_lib {
 	const char *suffix;
@@ -94,14 +95,14 @@ static int setup(void **state)
 	(void)state;
 	sample_semaphore = (unsigned short *)lib_symbol(
 		"zmalloc_sample_alloc_semaphore");
-	sample_heap_base = (uintptr_t *)lib_symbol("zm_sample_heap_base");
-	return sample_semaphore && sample_heap_base ? 0 : -1;
+	sample_region = (uintptr_t *)lib_symbol("zm_sample_region");
+	return sample_semaphore && sample_region ? 0 : -1;
 }
 
 /* The library's own test, read through its hidden symbol. */
 static bool is_sampled(void *p)
 {
-	return (uintptr_t)p - *sample_heap_base < ZM_SAMPLE_HEAP_LEN;
+	return (uintptr_t)p - sample_region[0] < sample_region[1];
 }
 
 /* The bytes a set of blocks is estimated at, from the sampled ones. */
@@ -261,7 +262,7 @@ int main(int argc, char **argv)
 	(void)argc;
 	if (!getenv("ZMALLOC_SAMPLE_SEED")) {
 		setenv("ZMALLOC_SAMPLE_SEED", "12345", 1);
-		execv("/proc/self/exe", argv);
+		execv(argv[0], argv);
 		return 1;
 	}
 #ifdef ZM_NO_PROBES
