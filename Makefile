@@ -49,7 +49,7 @@ SAN_FLAGS := $(if $(filter 1,$(SANITIZE)),-fsanitize=address$(comma)undefined -f
 # The library: no red zone because an optimised uprobe's call writes below
 # the stack pointer; frame pointers so BPF can walk the callers' stacks.
 LIB_CFLAGS := $(CFLAGS) $(CFLAGS_WARN) $(SAN_FLAGS) -std=gnu11 -fPIC \
-	-fvisibility=hidden -mno-red-zone -fno-omit-frame-pointer \
+	-fvisibility=hidden -mno-red-zone -fno-omit-frame-pointer -fno-plt \
 	-D_GNU_SOURCE -DZM_BACKEND_$(shell echo $(MALLOC) | tr a-z A-Z) \
 	$(if $(filter 1,$(ZM_NO_PROBES)),-DZM_NO_PROBES) \
 	-Iinclude -I$(O)/include -Ilib
