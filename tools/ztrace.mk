@@ -21,7 +21,7 @@ ZT_BPF_CFLAGS := -target bpf -g -O2 -D__TARGET_ARCH_$(ZT_ARCH) -Wall \
 	-Ivmlinux -Ibpf -idirafter /usr/include/$(ZT_MULTIARCH)
 ZT_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) \
 	-I$(ZT_OUT) -Ibpf -Iinclude -Itools/ztrace
-ZT_LIBS := -lbpf -ldw -lelf -lz -lm
+ZT_LIBS := -lbpf -ldw -lelf -lz -lm -lpthread
 
 ZT_SRCS := $(wildcard tools/ztrace/*.c)
 ZT_OBJS := $(patsubst tools/ztrace/%.c,$(ZT_OUT)/%.o,$(ZT_SRCS))
@@ -73,7 +73,13 @@ $(ZT_TOUT)/%: tests/bpf/%.c lib
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(ZT_PROG_LIBS)
 
-test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload
+# The same workload with libzmalloc linked in statically.
+$(ZT_TOUT)/zt_workload_static: tests/bpf/zt_workload.c lib
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(LIBDIR)/libzmalloc.a -lpthread -lm
+
+test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(ZT_TOUT)/zt_workload_static
 	$(Q)python3 tests/bpf/run_tests.py $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload \
 		$(LIBDIR)
 

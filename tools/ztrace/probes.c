@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* probes.c - load and attach the BPF programs (see probes.h). */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "probes.h"
 #include "ztrace_types.h"
 #include "ztrace.skel.h"
+#include "usdt_multi.h"
 #include "zmalloc_probes.h"
 
 #ifndef CAP_PERFMON
@@ -64,15 +67,26 @@ int probes_check_system(void)
 	return 0;
 }
 
+#define ZT_BPF_TRACE_UPROBE_MULTI 48 /* enum bpf_attach_type, Linux 6.6 */
+
+static void set_prog(struct zt_probes *p, struct bpf_program *prog,
+		     bool load)
+{
+	bpf_program__set_autoload(prog, load);
+	if (p->multi)
+		bpf_program__set_expected_attach_type(
+			prog, (enum bpf_attach_type)ZT_BPF_TRACE_UPROBE_MULTI);
+}
+
 static void set_autoload(struct zt_probes *p)
 {
 	struct ztrace_bpf *s = p->skel;
 
-	bpf_program__set_autoload(s->progs.zt_alloc, !p->noop);
-	bpf_program__set_autoload(s->progs.zt_free, !p->noop);
-	bpf_program__set_autoload(s->progs.zt_realloc, !p->noop);
-	bpf_program__set_autoload(s->progs.zt_oom, !p->noop);
-	bpf_program__set_autoload(s->progs.zt_noop, p->noop);
+	set_prog(p, s->progs.zt_alloc, !p->noop);
+	set_prog(p, s->progs.zt_free, !p->noop);
+	set_prog(p, s->progs.zt_realloc, !p->noop);
+	set_prog(p, s->progs.zt_oom, !p->noop);
+	set_prog(p, s->progs.zt_noop, p->noop);
 }
 
 static int size_maps(struct zt_probes *p)
@@ -95,12 +109,20 @@ static int size_maps(struct zt_probes *p)
 	return err;
 }
 
-int probes_load(struct zt_probes *p, pid_t tgid, bool stacks, bool noop)
+void probes_init(struct zt_probes *p)
+{
+	int i;
+
+	memset(p, 0, sizeof(*p));
+	for (i = 0; i < ZT_NPROBES; i++)
+		p->multi_fds[i] = -1;
+}
+
+/* With p->multi, a failure is quiet: the caller falls back. */
+static int probes_load(struct zt_probes *p, pid_t tgid)
 {
 	int err;
 
-	p->stacks = stacks;
-	p->noop = noop;
 	p->ncpus = libbpf_num_possible_cpus();
 	if (p->ncpus <= 0) {
 		p_err("cannot count the possible CPUs: %s",
@@ -114,7 +136,7 @@ int probes_load(struct zt_probes *p, pid_t tgid, bool stacks, bool noop)
 		return err;
 	}
 	p->skel->rodata->targ_tgid = tgid;
-	p->skel->rodata->capture_stacks = stacks;
+	p->skel->rodata->capture_stacks = p->stacks;
 	set_autoload(p);
 	err = size_maps(p);
 	if (err) {
@@ -122,6 +144,8 @@ int probes_load(struct zt_probes *p, pid_t tgid, bool stacks, bool noop)
 		goto out_destroy;
 	}
 	err = ztrace_bpf__load(p->skel);
+	if (err && p->multi)
+		goto out_destroy;
 	if (err) {
 		if (err == -EPERM)
 			p_err("the kernel refused the BPF programs (EPERM): run ztrace as root, with CAP_BPF and CAP_PERFMON, and check kernel.unprivileged_bpf_disabled and lockdown");
@@ -140,50 +164,138 @@ out_destroy:
 	return err;
 }
 
-int probes_attach(struct zt_probes *p, pid_t pid, const char *path)
+void probes_destroy(struct zt_probes *p);
+
+static const char *const probe_names[ZT_NPROBES] = {
+	ZMALLOC_PROBE_ALLOC,
+	ZMALLOC_PROBE_FREE,
+	ZMALLOC_PROBE_REALLOC,
+	ZMALLOC_PROBE_OOM,
+};
+
+static struct bpf_program *probe_prog(struct zt_probes *p, int i)
 {
-	static const char *const names[ZT_NPROBES] = {
-		ZMALLOC_PROBE_ALLOC,
-		ZMALLOC_PROBE_FREE,
-		ZMALLOC_PROBE_REALLOC,
-		ZMALLOC_PROBE_OOM,
-	};
 	struct bpf_program *progs[ZT_NPROBES] = {
 		p->skel->progs.zt_alloc,
 		p->skel->progs.zt_free,
 		p->skel->progs.zt_realloc,
 		p->skel->progs.zt_oom,
 	};
+
+	return p->noop ? p->skel->progs.zt_noop : progs[i];
+}
+
+static void attach_error(int i, const char *path, pid_t pid, int err)
+{
+	if (err == -ESRCH || err == -ENOENT)
+		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; did the process exit while ztrace attached?",
+		      probe_names[i], path, pid, strerror(-err));
+	else
+		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; run with -v for libbpf's reason",
+		      probe_names[i], path, pid, strerror(-err));
+}
+
+/* -EOPNOTSUPP: this kernel has no uprobe_multi; use libbpf's way. */
+static int attach_multi(struct zt_probes *p, pid_t pid, const char *path)
+{
+	__u32 next_spec = 0;
+	int i, fd;
+
+	for (i = 0; i < ZT_NPROBES; i++) {
+		fd = usdt_multi_attach(probe_prog(p, i),
+				       p->skel->maps.__bpf_usdt_specs,
+				       &next_spec, pid, path,
+				       ZMALLOC_PROBE_PROVIDER, probe_names[i]);
+		if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS)
+			return -EOPNOTSUPP;
+		if (fd < 0) {
+			attach_error(i, path, pid, fd);
+			return fd;
+		}
+		p->multi_fds[i] = fd;
+	}
+	return 0;
+}
+
+static int attach_libbpf(struct zt_probes *p, pid_t pid, const char *path)
+{
 	int i, err;
 
 	for (i = 0; i < ZT_NPROBES; i++) {
-		struct bpf_program *prog = p->noop ? p->skel->progs.zt_noop :
-						     progs[i];
-
 		p->links[i] = bpf_program__attach_usdt(
-			prog, pid, path, ZMALLOC_PROBE_PROVIDER, names[i],
-			NULL);
+			probe_prog(p, i), pid, path, ZMALLOC_PROBE_PROVIDER,
+			probe_names[i], NULL);
 		if (!p->links[i]) {
 			err = -errno;
-			goto out_detach;
+			attach_error(i, path, pid, err);
+			return err;
 		}
 	}
 	return 0;
-out_detach:
-	if (err == -ESRCH || err == -ENOENT)
-		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; did the process exit while ztrace attached?",
-		      names[i], path, pid, strerror(-err));
-	else
-		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; run with -v for libbpf's reason",
-		      names[i], path, pid, strerror(-err));
-	probes_detach(p);
+}
+
+int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
+		bool noop)
+{
+	const char *no_multi = getenv("ZTRACE_NO_UPROBE_MULTI");
+	int err;
+
+	p->stacks = stacks;
+	p->noop = noop;
+	p->multi = !(no_multi && !strcmp(no_multi, "1"));
+	if (p->multi) {
+		err = probes_load(p, pid);
+		if (!err) {
+			err = attach_multi(p, pid, path);
+			if (err != -EOPNOTSUPP)
+				return err;
+		}
+		if (env.verbose)
+			p_info("no uprobe_multi links on this kernel: attaching each probe site on its own");
+		probes_destroy(p);
+		p->multi = false;
+	}
+	err = probes_load(p, pid);
+	if (!err)
+		err = attach_libbpf(p, pid, path);
 	return err;
+}
+
+/*
+ * Closing a uprobe_multi link waits for an RCU grace period; closing the
+ * four from their own threads lets the waits overlap.
+ */
+static void *close_thread(void *arg)
+{
+	close((int)(long)arg);
+	return NULL;
+}
+
+static void close_multi_parallel(struct zt_probes *p)
+{
+	pthread_t th[ZT_NPROBES];
+	bool started[ZT_NPROBES] = {};
+	int i;
+
+	for (i = 0; i < ZT_NPROBES; i++) {
+		if (p->multi_fds[i] < 0)
+			continue;
+		started[i] = !pthread_create(&th[i], NULL, close_thread,
+					     (void *)(long)p->multi_fds[i]);
+		if (!started[i])
+			close(p->multi_fds[i]);
+		p->multi_fds[i] = -1;
+	}
+	for (i = 0; i < ZT_NPROBES; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
 }
 
 void probes_detach(struct zt_probes *p)
 {
 	int i;
 
+	close_multi_parallel(p);
 	for (i = 0; i < ZT_NPROBES; i++) {
 		bpf_link__destroy(p->links[i]);
 		p->links[i] = NULL;

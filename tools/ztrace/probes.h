@@ -14,15 +14,24 @@
 
 struct zt_probes {
 	struct ztrace_bpf *skel;
-	struct bpf_link *links[ZT_NPROBES];
+	struct bpf_link *links[ZT_NPROBES]; /* libbpf's USDT links */
+	int multi_fds[ZT_NPROBES];	    /* or uprobe_multi links */
 	int ncpus;
 	bool stacks;
 	bool noop;
+	bool multi; /* attached through uprobe_multi (usdt_multi.c) */
 };
 
+void probes_init(struct zt_probes *p);
 int probes_check_system(void);
-int probes_load(struct zt_probes *p, pid_t tgid, bool stacks, bool noop);
-int probes_attach(struct zt_probes *p, pid_t pid, const char *path);
+/*
+ * Load the programs for process TGID and attach them to the zmalloc probes
+ * of PATH in process PID: through one uprobe_multi link per probe where
+ * the kernel has them (unless ZTRACE_NO_UPROBE_MULTI=1), else libbpf's
+ * per-site USDT attachment.
+ */
+int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
+		bool noop);
 void probes_detach(struct zt_probes *p);
 void probes_destroy(struct zt_probes *p);
 

@@ -42,7 +42,7 @@ static double secs(__u64 ns)
 
 static void exit_text(const struct zt_target *t, char *buf, size_t len)
 {
-	if (!t->exited)
+	if (!t->status_known)
 		snprintf(buf, len, "target exited");
 	else if (WIFEXITED(t->wstatus))
 		snprintf(buf, len, "target exited with status %d",
@@ -192,9 +192,9 @@ static void json_target(struct jw *w, struct zt_session *s)
 	else
 		jw_null(w, "rss_per_used_memory");
 	jw_bool(w, "figures_stale", n->stale);
-	if (s->target.exited && WIFEXITED(s->target.wstatus))
+	if (s->target.status_known && WIFEXITED(s->target.wstatus))
 		jw_s64(w, "exit_status", WEXITSTATUS(s->target.wstatus));
-	else if (s->target.exited && WIFSIGNALED(s->target.wstatus))
+	else if (s->target.status_known && WIFSIGNALED(s->target.wstatus))
 		jw_s64(w, "exit_signal", WTERMSIG(s->target.wstatus));
 	jw_obj_end(w);
 }

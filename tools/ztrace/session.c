@@ -78,10 +78,8 @@ static int setup_pid(struct zt_session *s)
 	err = target_open_pid(&s->target, env.pid);
 	if (err)
 		return err;
-	err = probes_load(&s->probes, env.pid, s->ops->stacks, s->ops->noop);
-	if (err)
-		return err;
-	err = probes_attach(&s->probes, env.pid, s->target.probe_path);
+	err = probes_open(&s->probes, env.pid, s->target.probe_path,
+			  s->ops->stacks, s->ops->noop);
 	if (err)
 		return err;
 	if (!proc_alive(env.pid)) {
@@ -105,9 +103,8 @@ static int setup_cmd(struct zt_session *s)
 	err = spawn_start(t, env.cmd);
 	if (err)
 		return err;
-	err = probes_load(&s->probes, t->pid, s->ops->stacks, s->ops->noop);
-	if (!err)
-		err = probes_attach(&s->probes, t->pid, t->probe_path);
+	err = probes_open(&s->probes, t->pid, t->probe_path, s->ops->stacks,
+			  s->ops->noop);
 	if (!err)
 		err = spawn_release(t);
 	if (err) {
@@ -244,6 +241,7 @@ static void session_init(struct zt_session *s, const struct zt_mode_ops *ops)
 	memset(s, 0, sizeof(*s));
 	s->ops = ops;
 	target_init(&s->target);
+	probes_init(&s->probes);
 	s->last_used_memory_err = -EAGAIN;
 	s->last_rss_err = -EAGAIN;
 }

@@ -266,6 +266,7 @@ static int spawn_handle(struct zt_target *t, int status,
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
 		t->wstatus = status;
 		t->exited = true;
+		t->status_known = true;
 		return 1;
 	}
 	if (!WIFSTOPPED(status))
@@ -273,6 +274,12 @@ static int spawn_handle(struct zt_target *t, int status,
 	sig = WSTOPSIG(status);
 	event = status >> 16;
 	if (event == PTRACE_EVENT_EXIT) {
+		unsigned long msg;
+
+		if (!ptrace(PTRACE_GETEVENTMSG, t->pid, NULL, &msg)) {
+			t->wstatus = (int)msg;
+			t->status_known = true;
+		}
 		if (on_exit)
 			on_exit(ctx);
 		ptrace(PTRACE_CONT, t->pid, NULL, NULL);

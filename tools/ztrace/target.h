@@ -25,7 +25,8 @@ struct zt_target {
 	bool spawned;
 	bool released; /* the child has been let go to execve() */
 	bool traced;   /* ptrace-seized for its exit event */
-	bool exited;   /* reaped; wstatus is valid */
+	bool exited;   /* reaped */
+	bool status_known; /* wstatus is valid: reaped, or stopped at exit */
 	int go_fd;     /* write end: a byte lets the child execve() */
 	int wstatus;
 	char exe[PATH_MAX];

@@ -1,0 +1,546 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# run_tests.py - the BPF suite: real programs on real processes. ztrace
+# traces tests/bpf/zt_workload, whose every allocation is known in advance
+# (EXPECT below mirrors its tables), and each case asserts exact figures
+# from ztrace's --json reports.
+#
+# Usage: run_tests.py ZTRACE WORKLOAD LIBDIR [CASE...]
+#
+# A case skips only when this kernel cannot run BPF (not root, no BTF, no
+# uprobes, no bpftrace for the cross-check); with ZTRACE_REQUIRE_BPF=1 it
+# fails instead. The last line is "N passed, N failed, N skipped".
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ZTRACE, WORKLOAD, LIBDIR = (os.path.abspath(a) for a in sys.argv[1:4])
+ONLY = sys.argv[4:]
+REQUIRE_BPF = os.environ.get("ZTRACE_REQUIRE_BPF") == "1"
+LIB = os.path.realpath(os.path.join(LIBDIR, "libzmalloc.so.1"))
+STATIC_WORKLOAD = WORKLOAD + "_static"
+TMP = tempfile.mkdtemp(prefix="zt-bpf-tests-")
+
+
+class Skip(Exception):
+    pass
+
+
+def bucket(size):
+    """bpftrace's hist() bucket: 0 for 0, else 1 + floor(log2(size))."""
+    return size.bit_length()
+
+
+def hist_of(pairs):
+    """{bucket: [count, bytes]} of (size, blocks) pairs."""
+    h = {}
+    for size, n in pairs:
+        b = h.setdefault(bucket(size), [0, 0])
+        b[0] += n
+        b[1] += n * size
+    return h
+
+
+# zt_workload basic, as its tables say.
+PRE = [(48, 7)]
+SIZES = [(8, 10), (24, 20), (100, 30), (1000, 5), (4096, 3), (70000, 2)]
+LEAKS = {  # function: (bytes, blocks)
+    "leak_alpha": (3000, 3),
+    "leak_beta": (320, 5),
+    "realloc_grow": (80000, 4),
+    "leak_in_thread": (10000, 2),
+}
+MOVED_FROM = [(16, 4)]
+MOVED_TO = [(20000, 4)]
+EDGE = [(200, 1)]
+SHARED = [(256, 50)]
+LEAK_PAIRS = [(1000, 3), (64, 5), (5000, 2)]
+
+ALLOC_AFTER_PRE = (SIZES + LEAK_PAIRS + MOVED_FROM + MOVED_TO + EDGE +
+                   SHARED)
+FREE_AFTER_PRE = SIZES + MOVED_FROM + EDGE + SHARED
+EXPECT = {
+    "cmd": {"alloc": hist_of(PRE + ALLOC_AFTER_PRE),
+            "free": hist_of(PRE + FREE_AFTER_PRE),
+            "allocs": 142, "frees": 128, "reallocs": 4},
+    "pid": {"alloc": hist_of(ALLOC_AFTER_PRE),
+            "free": hist_of(FREE_AFTER_PRE),
+            "allocs": 135, "frees": 128, "reallocs": 4},
+}
+LIVE_BLOCKS = sum(b for _, b in LEAKS.values())
+LIVE_BYTES = sum(n for n, _ in LEAKS.values())
+
+
+# ------------------------------------------------------------- helpers
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def eq(got, want, what):
+    if got != want:
+        raise AssertionError("%s: got %r, want %r" % (what, got, want))
+
+
+def out_path(name):
+    return os.path.join(TMP, name)
+
+
+def docs(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def final_doc(path):
+    ds = [d for d in docs(path) if d.get("final")]
+    check(ds, "no final report in %s: %s" % (path, open(path).read()))
+    return ds[-1]
+
+
+def sync_used(text, name):
+    m = re.findall(r"ZT_SYNC %s used_memory=(\d+)" % name, text)
+    check(m, "workload never reached sync point %s: %r" % (name, text))
+    return int(m[-1])
+
+
+def run_cmd(mode, args, extra=(), timeout=60):
+    """ztrace MODE --json -o FILE EXTRA -- ARGS; returns (doc, out, proc)."""
+    path = out_path("%s-%d.json" % (mode, time.monotonic_ns()))
+    cmd = [ZTRACE, mode, "--json", "-o", path] + list(extra) + ["--"] + args
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=timeout)
+    return path, p
+
+
+class Proc:
+    """A process whose output we can wait for, read without buffering."""
+
+    def __init__(self, cmd, stdin=subprocess.PIPE):
+        self.p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, bufsize=0)
+        self.text = {"out": "", "err": ""}
+        self.open = {self.p.stdout.fileno(): "out",
+                     self.p.stderr.fileno(): "err"}
+
+    def _read(self, timeout):
+        ready, _, _ = select.select(list(self.open), [], [], timeout)
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                self.text[self.open[fd]] += data.decode(errors="replace")
+            else:
+                del self.open[fd]
+
+    def wait_for(self, pattern, timeout=20, stream="out"):
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while not rx.search(self.text[stream]):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError("timed out waiting for %r in %r" %
+                                     (pattern, self.text))
+            if not self.open:
+                raise AssertionError("exited before %r: %r" %
+                                     (pattern, self.text))
+            self._read(left)
+        return rx.search(self.text[stream])
+
+    def send(self, line="go"):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+
+    def close_stdin(self):
+        self.p.stdin.close()
+        self.p.stdin = None
+
+    def finish(self, timeout=30):
+        end = time.monotonic() + timeout
+        if self.p.stdin:
+            self.close_stdin()
+        while self.open and time.monotonic() < end:
+            self._read(end - time.monotonic())
+        return self.p.wait(max(end - time.monotonic(), 0.1))
+
+
+def hist_map(h):
+    return {b["bucket"]: [b["count"], b["bytes"]] for b in h["buckets"]}
+
+
+def check_hist(doc, want, window="since_attach"):
+    h = doc["hist"][window]
+    eq(hist_map(h["alloc"]), want["alloc"], "alloc histogram")
+    eq(hist_map(h["free"]), want["free"], "free histogram")
+    eq(doc["events"]["allocs"], want["allocs"], "alloc events")
+    eq(doc["events"]["frees"], want["frees"], "free events")
+    eq(doc["events"]["reallocs"], want["reallocs"], "realloc events")
+
+
+def leaks_by_func(doc):
+    """{first frame's function: [bytes, blocks]} over the leak stacks."""
+    by = {}
+    for leak in doc["leaks"]["top"]:
+        check(leak["frames"], "leak without frames: %r" % leak)
+        func = leak["frames"][0]["func"]
+        v = by.setdefault(func, [0, 0])
+        v[0] += leak["bytes"]
+        v[1] += leak["blocks"]
+    return by
+
+
+def check_leaks(doc):
+    want = {f: list(v) for f, v in LEAKS.items()}
+    eq(leaks_by_func(doc), want, "leaks by first frame")
+    eq(doc["leaks"]["blocks"], LIVE_BLOCKS, "leaked blocks")
+    eq(doc["leaks"]["bytes"], LIVE_BYTES, "leaked bytes")
+    for leak in doc["leaks"]["top"]:
+        f = leak["frames"][0]
+        check(f["file"] and f["file"].endswith("zt_workload.c") and
+              f["line"] > 0, "first frame has no file:line: %r" % f)
+        check(leak["frames_dropped"] >= 1,
+              "libzmalloc frames were not dropped: %r" % leak)
+        check(not any(fr["func"] and fr["func"].startswith("zm_")
+                      for fr in leak["frames"]),
+              "a zm_ frame is left in %r" % leak)
+
+
+def check_clean(doc):
+    eq(doc["complete"], True, "report complete")
+    eq(doc["drops"]["live_map_full"], 0, "live map drops")
+    eq(doc["drops"]["stack_error"] + doc["drops"]["stack_collision"], 0,
+       "stack drops")
+
+
+def check_used_memory(doc, used):
+    eq(doc["target"]["used_memory"], used,
+       "used_memory shown vs the workload's own")
+    check(doc["target"]["rss"] and doc["target"]["rss"] > 0, "RSS shown")
+    check(doc["target"]["rss_per_used_memory"] is not None or used == 0,
+          "RSS/used_memory shown")
+
+
+def semaphores():
+    """Link-time addresses of the semaphores of the probes ztrace uses."""
+    out = subprocess.run(["readelf", "-n", LIB], capture_output=True,
+                         text=True).stdout
+    sites = re.findall(r"Provider: zmalloc\s+Name: (\w+)\s+Location: \S+, "
+                       r"Base: \S+, Semaphore: (0x[0-9a-f]+)", out)
+    return sorted(set(int(sem, 16) for name, sem in sites
+                      if name in ("alloc", "free", "realloc", "oom")))
+
+
+def semaphore_values(pid):
+    base = None
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and os.path.realpath(fields[5]) == LIB \
+                    and int(fields[2], 16) == 0:
+                base = int(fields[0].split("-")[0], 16)
+                break
+    check(base is not None, "libzmalloc not mapped in %d" % pid)
+    vals = []
+    with open("/proc/%d/mem" % pid, "rb") as mem:
+        for addr in semaphores():
+            mem.seek(base + addr)
+            vals.append(int.from_bytes(mem.read(2), "little"))
+    return vals
+
+
+# --------------------------------------------------------------- cases
+def test_cmd_hist_exact():
+    """-- CMD: exact histograms, events, live bytes, used_memory, 2 threads."""
+    path, p = run_cmd("hist", [WORKLOAD, "basic"])
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    doc = final_doc(path)
+    check_hist(doc, EXPECT["cmd"])
+    check_clean(doc)
+    used = sync_used(p.stdout, "end")
+    check_used_memory(doc, used)
+    eq(doc["live"]["blocks"], LIVE_BLOCKS, "live blocks")
+    eq(doc["live"]["bytes"], LIVE_BYTES, "live bytes")
+    eq(doc["live"]["usable"], used, "BPF live usable == used_memory")
+    eq(doc["untracked_frees"]["count"], 0, "untracked frees")
+    eq(doc["end"], "target exited with status 0", "end of tracing")
+
+
+def test_cmd_leaks_exact():
+    """-- CMD: leak stacks name the leaking functions, exact bytes, blocks."""
+    path, p = run_cmd("leaks", [WORKLOAD, "basic"], ["--top", "0"])
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    doc = final_doc(path)
+    check_leaks(doc)
+    check_clean(doc)
+    check_used_memory(doc, sync_used(p.stdout, "end"))
+    funcs = set(leaks_by_func(doc))
+    check("realloc_source" not in funcs,
+          "a moved block is still charged to its old stack")
+
+
+def test_cmd_no_leak_when_all_freed():
+    path, p = run_cmd("leaks", [WORKLOAD, "noleak"], ["--top", "0"])
+    eq(p.returncode, 0, "exit status")
+    doc = final_doc(path)
+    eq(doc["leaks"]["blocks"], 0, "leaked blocks")
+    eq(doc["leaks"]["top"], [], "leak stacks")
+    eq(doc["live"]["blocks"], 0, "live blocks")
+    check_used_memory(doc, sync_used(p.stdout, "end"))
+    eq(doc["target"]["used_memory"], 0, "used_memory after all frees")
+
+
+def test_cmd_min_age():
+    path, p = run_cmd("leaks", [WORKLOAD, "basic"], ["--min-age", "3600"])
+    doc = final_doc(path)
+    eq(doc["leaks"]["blocks"], 0, "blocks older than an hour")
+    eq(doc["leaks"]["young_blocks"], LIVE_BLOCKS, "younger blocks")
+
+
+def test_cmd_realloc_moves():
+    """A realloc is one move: old leaves, new enters with the new stack."""
+    path, p = run_cmd("leaks", [WORKLOAD, "basic"], ["--top", "0"])
+    doc = final_doc(path)
+    moved = [lk for lk in doc["leaks"]["top"]
+             if lk["frames"][0]["func"] == "realloc_grow"]
+    eq(sum(lk["blocks"] for lk in moved), 4, "moved blocks")
+    eq(sum(lk["bytes"] for lk in moved), 80000, "moved bytes")
+    eq(doc["events"]["reallocs"], 4, "realloc events")
+    eq(doc["missed_frees"]["count"], 0, "missed frees")
+
+
+def test_cmd_more_blocks_than_map():
+    """More live blocks than --max-blocks: drops reported, never hidden."""
+    path, p = run_cmd("stat", [WORKLOAD, "many", "1000"],
+                      ["--max-blocks", "100"])
+    eq(p.returncode, 0, "exit status")
+    doc = final_doc(path)
+    eq(doc["complete"], False, "report marked incomplete")
+    eq(doc["drops"]["live_map_full"], 900, "blocks dropped")
+    eq(doc["drops"]["live_map_full_bytes"], 900 * 32, "bytes dropped")
+    eq(doc["events"]["allocs"], 1000, "alloc events still all counted")
+    eq(doc["untracked_frees"]["count"], 900, "frees of dropped blocks")
+    eq(doc["live"]["blocks"], 0, "tracked live blocks")
+    hpath, hp = run_cmd("hist", [WORKLOAD, "many", "1000"],
+                        ["--max-blocks", "100"])
+    hdoc = final_doc(hpath)
+    eq(hist_map(hdoc["hist"]["since_attach"]["alloc"]), {6: [1000, 32000]},
+       "alloc histogram with a full map")
+    text = subprocess.run([ZTRACE, "stat", "--max-blocks", "100", "--",
+                           WORKLOAD, "many", "1000"], capture_output=True,
+                          text=True).stdout
+    check("INCOMPLETE" in text and "raise --max-blocks" in text,
+          "text report does not say it is incomplete: %r" % text)
+
+
+def test_cmd_intervals():
+    """-i: one document per interval; the intervals add up to the total."""
+    path = out_path("intervals.json")
+    z = Proc([ZTRACE, "hist", "--json", "-o", path, "-i", "0.2", "--",
+              WORKLOAD, "--wait", "basic"])
+    z.wait_for("ZT_SYNC pre")
+    time.sleep(0.5)
+    z.send()
+    z.wait_for("ZT_SYNC end")
+    time.sleep(0.5)
+    z.send()
+    eq(z.finish(), 0, "exit status")
+    ds = [d for d in docs(path) if d.get("type") == "hist"]
+    check(len(ds) >= 4, "only %d reports" % len(ds))
+    eq([d["seq"] for d in ds], list(range(len(ds))), "report numbers")
+    check(not any(d["final"] for d in ds[:-1]) and ds[-1]["final"],
+          "only the last report is final")
+    total = {}
+    for d in ds:
+        for b, (n, nbytes) in hist_map(d["hist"]["interval"]["alloc"]).items():
+            t = total.setdefault(b, [0, 0])
+            t[0] += n
+            t[1] += nbytes
+    eq(total, EXPECT["cmd"]["alloc"], "sum of interval histograms")
+    check_hist(ds[-1], EXPECT["cmd"])
+
+
+def test_pid_attach_midway_and_bpftrace():
+    """-p PID midway, hist and leaks, against a bpftrace one-liner."""
+    if not os.access("/usr/bin/bpftrace", os.X_OK):
+        raise Skip("bpftrace is not installed")
+    w = Proc([WORKLOAD, "--wait", "basic"])
+    pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
+    hpath, lpath = out_path("pid-hist.json"), out_path("pid-leaks.json")
+    zh = Proc([ZTRACE, "hist", "--json", "-o", hpath, "-p", str(pid)])
+    zl = Proc([ZTRACE, "leaks", "--json", "--top", "0", "-o", lpath, "-p",
+               str(pid)])
+    script = ("usdt:%s:zmalloc:alloc /pid == %d/ { @alloc = hist(arg1); } "
+              "usdt:%s:zmalloc:realloc /pid == %d/ { @alloc = hist(arg3); } "
+              "interval:ms:100 { printf(\"\"); }" % (LIB, pid, LIB, pid))
+    # (bpftrace 0.17 only sees SIGINT once an event wakes its loop.)
+    bt = Proc(["bpftrace", "-f", "json", "-p", str(pid), "-e", script])
+    try:
+        zh.wait_for("tracing PID", stream="err")
+        zl.wait_for("tracing PID", stream="err")
+        bt.wait_for("attached_probes", timeout=60)
+        w.send()
+        used = sync_used(w.wait_for(r"ZT_SYNC end.*\n").string, "end")
+        for z in (zh, zl, bt):
+            z.p.send_signal(signal.SIGINT)
+        eq(zh.finish(), 0, "ztrace hist exit status")
+        eq(zl.finish(), 0, "ztrace leaks exit status")
+        bt.finish()
+        check(w.p.poll() is None, "the workload did not survive ztrace")
+    finally:
+        for z in (zh, zl, bt):
+            if z.p.poll() is None:
+                z.p.kill()
+        w.send()
+        eq(w.finish(), 0, "workload exit status")
+    hdoc, ldoc = final_doc(hpath), final_doc(lpath)
+    check_hist(hdoc, EXPECT["pid"])
+    eq(hdoc["untracked_frees"]["count"], 7,
+       "frees of blocks allocated before attach")
+    check_used_memory(hdoc, used)
+    check_used_memory(ldoc, used)
+    check_leaks(ldoc)
+    bt_hist = None
+    for line in bt.text["out"].splitlines():
+        d = json.loads(line) if line.startswith("{") else {}
+        if d.get("type") == "hist":
+            bt_hist = d["data"]["@alloc"]
+    check(bt_hist, "no histogram from bpftrace: %r" % bt.text)
+    bt_counts = {bucket(b["min"]) if b["min"] > 0 else 0: b["count"]
+                 for b in bt_hist if b["count"]}
+    zt_counts = {b: v[0] for b, v in
+                 hist_map(hdoc["hist"]["since_attach"]["alloc"]).items()}
+    eq(zt_counts, bt_counts, "ztrace vs bpftrace alloc histogram")
+
+
+def test_pid_sigkill_detaches():
+    """SIGKILL ztrace: the target runs on, its probes detached."""
+    w = Proc([WORKLOAD, "loop"])
+    pid = int(w.wait_for(r"ZT_SYNC loop .*pid=(\d+)").group(1))
+    eq(semaphore_values(pid), [0] * len(semaphores()), "idle semaphores")
+    z = Proc([ZTRACE, "stat", "-p", str(pid), "-o", os.devnull])
+    try:
+        z.wait_for("tracing PID", stream="err")
+        check(all(v > 0 for v in semaphore_values(pid)),
+              "semaphores not raised while traced")
+        z.p.kill()
+        z.finish()
+        end = time.monotonic() + 5
+        while any(semaphore_values(pid)) and time.monotonic() < end:
+            time.sleep(0.05)
+        eq(semaphore_values(pid), [0] * len(semaphores()),
+           "semaphores after SIGKILL")
+        w.send()
+        w.wait_for("ZT_SYNC tick")
+        with open("/proc/%d/status" % pid) as f:
+            state = re.search(r"State:\s+(\S)", f.read()).group(1)
+        check(state in "SR", "target state %s" % state)
+    finally:
+        if z.p.poll() is None:
+            z.p.kill()
+        w.close_stdin()
+        eq(w.finish(), 0, "workload exit status")
+
+
+def test_cmd_exit_status():
+    for args, want in ((["exit", "7"], 7), (["signal", "15"], 128 + 15)):
+        path, p = run_cmd("stat", [WORKLOAD] + args)
+        eq(p.returncode, want, "ztrace exit status for %s" % args)
+        doc = final_doc(path)
+        check(doc["target"].get("exit_status") == want or
+              doc["target"].get("exit_signal") == want - 128,
+              "exit shown in report: %r" % doc["target"])
+
+
+def test_cmd_static_executable():
+    """A statically linked libzmalloc: probes found in the executable."""
+    path, p = run_cmd("leaks", [STATIC_WORKLOAD, "basic"], ["--top", "0"])
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    doc = final_doc(path)
+    eq(doc["target"]["static"], True, "probes in the executable")
+    check_leaks(doc)
+    check_used_memory(doc, sync_used(p.stdout, "end"))
+
+
+def test_errors_are_actionable():
+    def fails(args, msg):
+        p = subprocess.run([ZTRACE] + args, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        check(p.returncode != 0, "%s succeeded" % args)
+        check(msg in p.stderr, "%s: %r lacks %r" % (args, p.stderr, msg))
+
+    fails(["hist", "-p", "4000000"], "no process with PID 4000000")
+    fails(["hist", "--", "/bin/true"], "does not use libzmalloc")
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        fails(["leaks", "-p", str(sleeper.pid)], "does not use libzmalloc")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    fails(["hist", "--", "/nonexistent/prog"], "cannot run")
+    fails(["hist", "-i", "soon", "-p", "1"], "invalid -i")
+    fails(["hist"], "give either -p PID or a command")
+    if os.access("/usr/bin/setpriv", os.X_OK):
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                            "--clear-groups", "--inh-caps=-all", ZTRACE,
+                            "stat", "--", WORKLOAD, "exit", "0"],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode != 0 and "needs root" in p.stderr,
+              "unprivileged run: %r" % p.stderr)
+    p = subprocess.run([ZTRACE, "leaks", "--help"], capture_output=True,
+                       text=True)
+    check(p.returncode == 0 and "--min-age" in p.stderr, "leaks --help")
+
+
+# --------------------------------------------------------------- runner
+def bpf_unavailable():
+    if os.geteuid() != 0:
+        return "not root"
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return "kernel without BTF"
+    if not os.path.exists("/sys/bus/event_source/devices/uprobe/type"):
+        return "kernel without uprobes"
+    return None
+
+
+def main():
+    cases = [(n, f) for n, f in sorted(globals().items())
+             if n.startswith("test_") and callable(f)]
+    if ONLY:
+        cases = [(n, f) for n, f in cases if any(o in n for o in ONLY)]
+    passed = failed = skipped = 0
+    why = bpf_unavailable()
+    for name, func in cases:
+        t0 = time.monotonic()
+        try:
+            if why:
+                raise Skip(why)
+            func()
+            status = "ok"
+            passed += 1
+        except Skip as e:
+            if REQUIRE_BPF:
+                status = "FAIL (ZTRACE_REQUIRE_BPF=1 forbids skipping: %s)" % e
+                failed += 1
+            else:
+                status = "skip (%s)" % e
+                skipped += 1
+        except Exception as e:
+            status = "FAIL: %s" % e
+            if not isinstance(e, AssertionError):
+                status += "\n" + traceback.format_exc()
+            failed += 1
+        print("%-40s %s (%.1f s)" % (name, status, time.monotonic() - t0),
+              flush=True)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
