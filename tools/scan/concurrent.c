@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * concurrent.c - the production mode: scan while the target runs, stop it
+ * only to rescan what the running pass may have missed.
+ *
+ * 1. Clear the soft-dirty bits (/proc/PID/clear_refs, "4"), then mark from
+ *    the roots as in zscan.c, reading while the target runs. Stacks are
+ *    left for the stop: their live part is only known from the SP.
+ * 2. Stop. Every word the pass read on a page not written since step 1
+ *    still holds what was read (a clean page is unchanged); so rescan the
+ *    registers, the stacks from their SP, the written pages (pagemap bit
+ *    55) of the roots and of the blocks already reached, what the pass
+ *    could not read, and mappings it did not see; then drain the mark
+ *    stack. Resume. What was marked from a value since overwritten stays
+ *    marked: that can only hide a leak, never invent one.
+ * 3. The cliques of the lost blocks, after the resume.
+ * 4. A block counts as lost only if the previous scan of this context
+ *    found the same block (address and birth) lost too, as kmemleak asks:
+ *    the candidate list is the caller's view, taken while the target ran,
+ *    and a block it freed since may look lost once.
+ *
+ * The pause is the stop in step 2: the registers, the page map of the
+ * writable mappings, and the pages written during the pass.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "zscan_int.h"
+
+struct zs_seen {
+	uint64_t addr;
+	uint64_t birth;
+};
+
+struct zscan_ctx {
+	pid_t pid;
+	struct zscan_opts o;
+	struct zs_seen *lost; /* lost in the last scan, sorted by address */
+	size_t nlost;
+};
+
+int zscan_ctx_new(pid_t pid, const struct zscan_opts *opts,
+		  struct zscan_ctx **ctxp)
+{
+	struct zscan_ctx *ctx;
+
+	if (pid <= 0 || !ctxp)
+		return -EINVAL;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	ctx->pid = pid;
+	zs_opts_copy(&ctx->o, opts);
+	*ctxp = ctx;
+	return 0;
+}
+
+void zscan_ctx_free(struct zscan_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	free(ctx->lost);
+	free(ctx);
+}
+
+/* Step 2's ranges: stop, rescan, resume. */
+static int rescan_stopped(struct zs_mark *m, const struct zs_ranges *roots_a,
+			  const struct zs_ranges *bad_a,
+			  const struct zscan_opts *o, struct zscan_stats *st,
+			  struct zs_world *w)
+{
+	struct zs_ranges roots_t = { 0 }, wr = { 0 }, dirty = { 0 };
+	struct zs_ranges redo = { 0 }, root_redo = { 0 }, fresh = { 0 };
+	struct zs_maps maps;
+	int err;
+
+	err = zs_world_regs(w, o);
+	if (err)
+		return err;
+	if (o->stopped)
+		o->stopped(o->stopped_arg, m->pid);
+	for (size_t i = 0; i < w->n; i++)
+		st->threads += !w->th[i].gone;
+	err = zs_maps_read(m->pid, &maps);
+	if (err)
+		return err;
+	for (size_t i = 0; i < maps.n && !err; i++)
+		if (maps.m[i].flags & ZS_M_WRITE)
+			err = zs_ranges_add(&wr, maps.m[i].lo, maps.m[i].hi);
+	if (!err)
+		err = zs_roots(&maps, w, false, o->flags, &roots_t, st);
+	if (!err)
+		err = zs_soft_dirty(m->pid, &wr, &dirty);
+	if (err)
+		goto out_free;
+	for (size_t i = 0; i < dirty.n; i++)
+		st->dirty_bytes += dirty.r[i].hi - dirty.r[i].lo;
+	/* redo = written, or unread by the pass, or not a root of it. */
+	err = zs_ranges_sub(&roots_t, roots_a, &fresh);
+	for (size_t i = 0; i < dirty.n && !err; i++)
+		err = zs_ranges_add(&redo, dirty.r[i].lo, dirty.r[i].hi);
+	for (size_t i = 0; i < bad_a->n && !err; i++)
+		err = zs_ranges_add(&redo, bad_a->r[i].lo, bad_a->r[i].hi);
+	for (size_t i = 0; i < fresh.n && !err; i++)
+		err = zs_ranges_add(&redo, fresh.r[i].lo, fresh.r[i].hi);
+	if (err)
+		goto out_free;
+	zs_ranges_normalize(&redo);
+	err = zs_ranges_and(&roots_t, &redo, &root_redo);
+	if (err)
+		goto out_free;
+	m->stopped = true;
+	m->badr = NULL;
+	err = zs_mark_regs(m, w);
+	if (!err)
+		err = zs_mark_roots(m, &root_redo);
+	if (!err)
+		err = zs_mark_rescan_blocks(m, &redo);
+	if (!err)
+		err = zs_mark_drain(m);
+	m->stopped = false;
+out_free:
+	zs_ranges_free(&fresh);
+	zs_ranges_free(&root_redo);
+	zs_ranges_free(&redo);
+	zs_ranges_free(&dirty);
+	zs_ranges_free(&wr);
+	zs_ranges_free(&roots_t);
+	zs_maps_free(&maps);
+	return err;
+}
+
+/* Step 1: the pass while the target runs. */
+static int pass_running(struct zs_mark *m, struct zs_ranges *roots_a,
+			struct zs_ranges *bad_a, const struct zscan_opts *o,
+			struct zscan_stats *st)
+{
+	struct zs_maps maps;
+	int err;
+
+	err = zs_soft_dirty_clear(m->pid);
+	if (err) {
+		zs_log(o, "cannot clear the soft-dirty bits of process %d: %s",
+		       (int)m->pid, strerror(-err));
+		return err;
+	}
+	err = zs_maps_read(m->pid, &maps);
+	if (err)
+		return err;
+	err = zs_roots(&maps, NULL, true, o->flags, roots_a, st);
+	zs_maps_free(&maps);
+	if (err)
+		return err;
+	m->badr = bad_a;
+	err = zs_mark_roots(m, roots_a);
+	if (!err)
+		err = zs_mark_drain(m);
+	m->badr = NULL;
+	if (!err)
+		zs_ranges_normalize(bad_a);
+	return err;
+}
+
+static int cmp_seen(const void *a, const void *b)
+{
+	const struct zs_seen *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->birth < y->birth ? -1 : x->birth > y->birth;
+}
+
+static bool is_lost(uint8_t cls)
+{
+	return cls == ZSCAN_DEFINITELY_LOST || cls == ZSCAN_INDIRECTLY_LOST ||
+	       cls == ZSCAN_POSSIBLY_LOST;
+}
+
+/* Step 4: keep a lost verdict only if the last scan agreed. */
+static int confirm(struct zscan_ctx *ctx, struct zscan_block *b, size_t n)
+{
+	struct zs_seen *now, key;
+	size_t k = 0;
+
+	now = malloc((n ? n : 1) * sizeof(*now));
+	if (!now)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_lost(b[i].cls))
+			continue;
+		key.addr = b[i].addr;
+		key.birth = b[i].birth;
+		now[k++] = key;
+		if (!ctx->nlost || !bsearch(&key, ctx->lost, ctx->nlost,
+					    sizeof(key), cmp_seen))
+			b[i].cls = ZSCAN_UNDECIDED;
+	}
+	qsort(now, k, sizeof(*now), cmp_seen);
+	free(ctx->lost);
+	ctx->lost = now;
+	ctx->nlost = k;
+	return 0;
+}
+
+int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
+		   struct zscan_stats *st)
+{
+	struct zs_ranges roots_a = { 0 }, bad_a = { 0 };
+	struct zscan_stats local;
+	struct zs_world w;
+	struct zs_mark m;
+	uint64_t t0 = zs_now_ns();
+	bool undecided;
+	int err;
+
+	if (!ctx || (n && !blocks))
+		return -EINVAL;
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof(*st));
+	err = zs_mark_init(&m, ctx->pid, blocks, n, &ctx->o, st);
+	if (err)
+		return err;
+	err = pass_running(&m, &roots_a, &bad_a, &ctx->o, st);
+	if (err)
+		goto out_free;
+	/* What the pass could not read is retried below; count anew. */
+	st->unreadable_bytes = 0;
+	st->device_bytes = 0;
+	err = zs_world_stop(&w, ctx->pid, &ctx->o);
+	if (!err)
+		err = rescan_stopped(&m, &roots_a, &bad_a, &ctx->o, st, &w);
+	zs_world_resume(&w);
+	st->pause_ns = w.pause_ns;
+	zs_world_free(&w);
+	if (err)
+		goto out_free;
+	undecided = st->unreadable_bytes != 0;
+	err = zs_mark_cliques(&m);
+	if (err)
+		goto out_free;
+	zs_mark_classify(&m, blocks, n, false);
+	if (undecided) {
+		/* No verdict, and no evidence for the next scan either. */
+		zs_mark_classify(&m, blocks, n, true);
+		free(ctx->lost);
+		ctx->lost = NULL;
+		ctx->nlost = 0;
+	} else {
+		err = confirm(ctx, blocks, n);
+		if (err)
+			goto out_free;
+	}
+	zs_stats_count(st, blocks, n);
+out_free:
+	zs_ranges_free(&bad_a);
+	zs_ranges_free(&roots_a);
+	zs_mark_free(&m);
+	st->total_ns = zs_now_ns() - t0;
+	return err;
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * zscan.h - reachability scan of a live process: memcheck's leak verdicts
+ * for the heap blocks a tracer knows, with a pause of milliseconds.
+ *
+ * The caller names the candidate blocks (ztrace: the live blocks its BPF
+ * maps hold). The roots are everything else the process could reach them
+ * from: every thread's registers and every writable mapping, less the bytes
+ * of the candidates themselves (a candidate's contents count only once the
+ * block is reached, so a cycle of lost blocks stays lost). Heap memory that
+ * is not a candidate (blocks allocated before attach, allocator metadata)
+ * is a root. Memory that cannot be read is a root that could not be
+ * scanned: the blocks it might have held get ZSCAN_UNDECIDED, never a
+ * verdict of lost.
+ *
+ * Classes follow valgrind memcheck's definitions, and its algorithm, so
+ * that both give the same verdict on the same state (heuristics off):
+ * a start pointer from a root or a reachable block makes a block still
+ * reachable; a chain with an interior pointer, or through a possibly lost
+ * block, makes it possibly lost; blocks pointed to only from unreached
+ * blocks are indirectly lost, and the rest definitely lost (of a lost
+ * cycle, the block with the lowest address).
+ *
+ * Two modes:
+ *   zscan_scan()       stops every thread (ptrace), scans, resumes: an
+ *                      exact snapshot; the pause grows with the heap.
+ *   zscan_ctx_scan()   scans while the target runs, then stops it briefly
+ *                      to rescan registers, stacks and the pages written
+ *                      since (soft-dirty); a block is reported lost only
+ *                      when two consecutive scans agree (kmemleak's rule).
+ *
+ * Every function returns 0 or -errno. The library prints nothing: messages
+ * go to opts->log when set. ptrace binds the target to the calling thread:
+ * call a scan from one thread; it blocks the asynchronous signals of that
+ * thread while the target is stopped and restores them before returning.
+ * The target is never left stopped or traced, on any path; if the scanning
+ * process dies, the kernel detaches it and the target runs on.
+ */
+#ifndef ZSCAN_H
+#define ZSCAN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZSCAN_API __attribute__((visibility("default")))
+
+enum zscan_class {
+	ZSCAN_DEFINITELY_LOST,
+	ZSCAN_INDIRECTLY_LOST,
+	ZSCAN_POSSIBLY_LOST,
+	ZSCAN_STILL_REACHABLE,
+	/*
+	 * Not reachable in this scan, but no verdict yet: the previous scan
+	 * (concurrent mode) did not find it lost too, or some memory of the
+	 * target could not be read.
+	 */
+	ZSCAN_UNDECIDED,
+	ZSCAN_NR_CLASSES,
+};
+
+struct zscan_block {
+	uint64_t addr; /* start, as the allocator returned it */
+	uint64_t size; /* usable bytes: scanned once the block is reached */
+	/*
+	 * Requested bytes (0: same as size). A pointer refers to the block
+	 * when it falls in [addr, addr + req), as for memcheck; the slack of
+	 * a glibc chunk holds the next chunk's header, which the allocator's
+	 * own lists point to.
+	 */
+	uint64_t req;
+	uint64_t birth; /* identity across scans, e.g. time of allocation */
+	uint32_t user; /* the caller's tag, e.g. a stack id; not touched */
+	uint8_t cls; /* out: enum zscan_class */
+	uint8_t pad[3];
+};
+
+struct zscan_stats {
+	uint64_t pause_ns; /* time the target was stopped */
+	uint64_t total_ns; /* time the whole scan took */
+	uint64_t scanned_bytes; /* roots and blocks read and scanned */
+	uint64_t root_bytes; /* of which roots */
+	uint64_t stopped_bytes; /* of which read while stopped */
+	uint64_t unreadable_bytes; /* roots or reached blocks not readable */
+	uint64_t device_bytes; /* device mappings, not read */
+	uint64_t dirty_bytes; /* concurrent: written during the pass */
+	uint64_t blocks[ZSCAN_NR_CLASSES];
+	uint64_t bytes[ZSCAN_NR_CLASSES]; /* requested bytes, as memcheck */
+	uint32_t threads;
+	uint32_t overlaps; /* candidates overlapping another: trimmed */
+};
+
+/* Flags for zscan_opts.flags. */
+#define ZSCAN_F_FULL_STACKS (1U << 0) /* scan below each thread's SP too */
+
+struct zscan_opts {
+	size_t sz; /* sizeof(struct zscan_opts), for growing it safely */
+	unsigned int flags;
+	size_t chunk_bytes; /* bytes per read; 0: 4 MiB */
+	void (*log)(void *arg, const char *fmt, va_list ap);
+	void *log_arg;
+	/*
+	 * Called with every thread of the target stopped, its registers
+	 * read, before the memory is: for tests, and for a caller that
+	 * wants to look at the frozen target. Keep it short.
+	 */
+	void (*stopped)(void *arg, pid_t pid);
+	void *stopped_arg;
+};
+
+/*
+ * Stop the world, classify blocks[0..n) (each cls set), resume. blocks
+ * may be in any order and is not reordered. st may be NULL.
+ */
+ZSCAN_API int zscan_scan(pid_t pid, struct zscan_block *blocks, size_t n,
+			 const struct zscan_opts *opts, struct zscan_stats *st);
+
+/* Concurrent mode: a context keeps the previous verdicts of a target. */
+struct zscan_ctx;
+
+ZSCAN_API int zscan_ctx_new(pid_t pid, const struct zscan_opts *opts,
+			    struct zscan_ctx **ctxp);
+ZSCAN_API int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks,
+			     size_t n, struct zscan_stats *st);
+ZSCAN_API void zscan_ctx_free(struct zscan_ctx *ctx);
+
+/* "definitely lost", ... as memcheck names them; "?" if out of range. */
+ZSCAN_API const char *zscan_class_name(unsigned int cls);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZSCAN_H */

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * zscan_int.h - what the files of the scanner share; not installed.
+ *
+ * Layer convention: every function returns 0 or -errno, except predicates
+ * (bool) and lookups (an index, or -1). Nothing prints; zs_log() hands a
+ * message to the caller's callback, if any.
+ */
+#ifndef ZSCAN_INT_H
+#define ZSCAN_INT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "zscan.h"
+
+#define ZS_HIDDEN __attribute__((visibility("hidden")))
+#define ZS_PAGE 4096ULL
+#define ZS_CHUNK_DEFAULT (4ULL << 20)
+#define ZS_IOV_MAX 1024
+/* Below SP, the ABI's red zone is live: amd64 has 128 bytes. */
+#define ZS_RED_ZONE 128
+
+__attribute__((format(printf, 2, 3))) ZS_HIDDEN void
+zs_log(const struct zscan_opts *o, const char *fmt, ...);
+ZS_HIDDEN uint64_t zs_now_ns(void);
+/* Blocks and requested bytes per class. */
+ZS_HIDDEN void zs_stats_count(struct zscan_stats *st,
+			      const struct zscan_block *b, size_t n);
+ZS_HIDDEN void zs_opts_copy(struct zscan_opts *dst,
+			    const struct zscan_opts *src);
+
+/* ---------------------------------------------------------- ranges */
+struct zs_range {
+	uint64_t lo, hi;
+};
+
+struct zs_ranges {
+	struct zs_range *r;
+	size_t n, cap;
+};
+
+ZS_HIDDEN int zs_ranges_add(struct zs_ranges *rs, uint64_t lo, uint64_t hi);
+ZS_HIDDEN void zs_ranges_free(struct zs_ranges *rs);
+/* Sorts and merges overlapping or touching ranges, in place. */
+ZS_HIDDEN void zs_ranges_normalize(struct zs_ranges *rs);
+/* out = a & b, a - b; both inputs normalized. */
+ZS_HIDDEN int zs_ranges_and(const struct zs_ranges *a,
+			    const struct zs_ranges *b, struct zs_ranges *out);
+ZS_HIDDEN int zs_ranges_sub(const struct zs_ranges *a,
+			    const struct zs_ranges *b, struct zs_ranges *out);
+
+/* ----------------------------------------------------------- stop.c */
+struct zs_thread {
+	pid_t tid;
+	int sig; /* signal to deliver again at detach */
+	bool stopped; /* in a ptrace stop, waited for */
+	bool gone; /* exited while we seized it */
+	uint64_t sp; /* stack pointer, once the registers are read */
+	uint8_t *regs; /* every register set we could read, raw */
+	size_t regs_len;
+};
+
+struct zs_world {
+	pid_t pid;
+	struct zs_thread *th;
+	size_t n, cap;
+	sigset_t oldmask;
+	bool masked;
+	uint64_t t_stop;
+	uint64_t pause_ns;
+};
+
+/* Seizes and interrupts every thread, until no new thread appears. */
+ZS_HIDDEN int zs_world_stop(struct zs_world *w, pid_t pid,
+			    const struct zscan_opts *o);
+ZS_HIDDEN int zs_world_regs(struct zs_world *w, const struct zscan_opts *o);
+/* Detaches every thread (also on a half-done stop); always succeeds. */
+ZS_HIDDEN void zs_world_resume(struct zs_world *w);
+ZS_HIDDEN void zs_world_free(struct zs_world *w);
+
+/* ----------------------------------------------------------- maps.c */
+#define ZS_M_READ (1U << 0)
+#define ZS_M_WRITE (1U << 1)
+#define ZS_M_SHARED (1U << 2)
+#define ZS_M_ANON (1U << 3)
+#define ZS_M_DEVICE (1U << 4)
+#define ZS_M_STACKLIKE (1U << 5) /* [stack], or rw just above a guard */
+
+struct zs_map {
+	uint64_t lo, hi;
+	unsigned int flags;
+};
+
+struct zs_maps {
+	struct zs_map *m;
+	size_t n, cap;
+};
+
+ZS_HIDDEN int zs_maps_read(pid_t pid, struct zs_maps *maps);
+ZS_HIDDEN void zs_maps_free(struct zs_maps *maps);
+/*
+ * The root ranges of a mapping set: what the process may keep pointers in.
+ * With w (threads stopped, registers read), a stack's dead part below the
+ * lowest SP in it is left out; without, stack-like mappings are left out
+ * whole (skip_stacks) or kept whole. Counts device and unreadable bytes.
+ */
+ZS_HIDDEN int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
+		       bool skip_stacks, unsigned int flags,
+		       struct zs_ranges *out, struct zscan_stats *st);
+/* Pages written since the last clear (soft-dirty), within the ranges. */
+ZS_HIDDEN int zs_soft_dirty_clear(pid_t pid);
+ZS_HIDDEN int zs_soft_dirty(pid_t pid, const struct zs_ranges *within,
+			    struct zs_ranges *out);
+
+/* -------------------------------------------------------- readmem.c */
+/*
+ * Reads remote [addr, addr + len) into buf. Pages that cannot be read are
+ * zeroed (zero is no pointer) and added to *bad (and to badr, if set).
+ * -ESRCH when the process is gone.
+ */
+ZS_HIDDEN int zs_read(pid_t pid, uint64_t addr, void *buf, size_t len,
+		      uint64_t *bad, struct zs_ranges *badr);
+/* The same for n remote pieces, read back to back into buf. */
+ZS_HIDDEN int zs_readv(pid_t pid, const struct iovec *remote, size_t n,
+		       void *buf, uint64_t *bad, struct zs_ranges *badr);
+
+/* ------------------------------------------------------- classify.c */
+enum zs_state {
+	ZS_UNREACHED,
+	ZS_POSSIBLE,
+	ZS_REACHABLE,
+	ZS_INDIRECT,
+	ZS_IGNORED, /* overlaps an earlier candidate */
+};
+
+struct zs_span {
+	uint64_t lo, hi; /* lo aligned to the granule */
+	uint32_t first, end;
+	uint32_t *table; /* per granule: first block ending above it */
+};
+
+struct zs_mark {
+	pid_t pid;
+	const struct zscan_opts *o;
+	struct zscan_stats *st;
+	size_t n;
+	uint64_t *lo, *hi; /* sorted; [lo, hi) is what a pointer hits */
+	uint64_t *end; /* lo + usable: what is scanned */
+	uint32_t *orig; /* index in the caller's array */
+	uint8_t *state;
+	uint64_t lo_all, range; /* quick reject: p - lo_all >= range */
+	struct zs_span *span;
+	uint64_t *span_lo;
+	size_t nspan;
+	uint32_t *stack;
+	size_t top, scap;
+	bool clique_mode;
+	uint32_t clique;
+	bool stopped; /* count reads as stopped_bytes */
+	struct zs_ranges *badr; /* where unreadable ranges go, or NULL */
+	uint8_t *buf;
+	size_t buf_len;
+	struct iovec *iov;
+	uint32_t *batch;
+	void *pieces; /* classify.c's read batch */
+};
+
+ZS_HIDDEN int zs_mark_init(struct zs_mark *m, pid_t pid,
+			   const struct zscan_block *b, size_t n,
+			   const struct zscan_opts *o, struct zscan_stats *st);
+ZS_HIDDEN void zs_mark_free(struct zs_mark *m);
+/* Scans words as a root (definite). */
+ZS_HIDDEN int zs_mark_words(struct zs_mark *m, const void *p, size_t len,
+			    bool definite);
+ZS_HIDDEN int zs_mark_regs(struct zs_mark *m, const struct zs_world *w);
+/* Scans remote root ranges, less the candidates' bytes. */
+ZS_HIDDEN int zs_mark_roots(struct zs_mark *m, const struct zs_ranges *roots);
+/* Rescans the parts of reached blocks that lie in the ranges. */
+ZS_HIDDEN int zs_mark_rescan_blocks(struct zs_mark *m,
+				    const struct zs_ranges *rs);
+/* Scans the blocks on the mark stack until it is empty. */
+ZS_HIDDEN int zs_mark_drain(struct zs_mark *m);
+/* Unreached blocks: definitely or indirectly lost, memcheck's cliques. */
+ZS_HIDDEN int zs_mark_cliques(struct zs_mark *m);
+/* Writes cls into the caller's blocks. */
+ZS_HIDDEN void zs_mark_classify(struct zs_mark *m, struct zscan_block *b,
+				size_t n, bool undecided);
+
+#endif /* ZSCAN_INT_H */
