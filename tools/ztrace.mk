@@ -59,7 +59,7 @@ vmlinux:
 	mv vmlinux/vmlinux.h.tmp vmlinux/vmlinux.h
 
 # ------------------------------------------------------------------ demo
-$(ZT_OUT)/demo: tools/demo/demo.c lib
+$(ZT_OUT)/demo: tools/demo/demo.c | lib
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(ZT_PROG_LIBS)
@@ -68,13 +68,13 @@ demo: lib $(ZT_OUT)/ztrace $(ZT_OUT)/demo
 	$(Q)sh tools/demo/run_demo.sh $(ZT_OUT)
 
 # ----------------------------------------------------------------- tests
-$(ZT_TOUT)/%: tests/bpf/%.c lib
+$(ZT_TOUT)/%: tests/bpf/%.c | lib
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(ZT_PROG_LIBS)
 
 # The same workload with libzmalloc linked in statically.
-$(ZT_TOUT)/zt_workload_static: tests/bpf/zt_workload.c lib
+$(ZT_TOUT)/zt_workload_static: tests/bpf/zt_workload.c $(LIBDIR)/libzmalloc.a | lib
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(LIBDIR)/libzmalloc.a -lpthread -lm
@@ -84,7 +84,7 @@ test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(ZT_TOUT)/zt_workload_sta
 		$(LIBDIR)
 
 # ------------------------------------------------------------- benchmark
-$(BUILD)/bench/bench_ztrace_work: tests/bench/bench_ztrace_work.c lib
+$(BUILD)/bench/bench_ztrace_work: tests/bench/bench_ztrace_work.c | lib
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) -O2 $< -o $@ $(ZT_PROG_LIBS)

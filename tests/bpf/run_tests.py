@@ -272,6 +272,19 @@ def test_cmd_hist_exact():
     eq(doc["end"], "target exited with status 0", "end of tracing")
 
 
+def test_cmd_libbpf_attach_fallback():
+    """Without uprobe_multi: libbpf's per-site attachment, same figures."""
+    env = dict(os.environ, ZTRACE_NO_UPROBE_MULTI="1")
+    path = out_path("fallback.json")
+    p = subprocess.run([ZTRACE, "hist", "--json", "-o", path, "--", WORKLOAD,
+                        "basic"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    doc = final_doc(path)
+    check_hist(doc, EXPECT["cmd"])
+    check_used_memory(doc, sync_used(p.stdout, "end"))
+
+
 def test_cmd_leaks_exact():
     """-- CMD: leak stacks name the leaking functions, exact bytes, blocks."""
     path, p = run_cmd("leaks", [WORKLOAD, "basic"], ["--top", "0"])
@@ -373,18 +386,20 @@ def test_pid_attach_midway_and_bpftrace():
     w = Proc([WORKLOAD, "--wait", "basic"])
     pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
     hpath, lpath = out_path("pid-hist.json"), out_path("pid-leaks.json")
+    bt = None
     zh = Proc([ZTRACE, "hist", "--json", "-o", hpath, "-p", str(pid)])
     zl = Proc([ZTRACE, "leaks", "--json", "--top", "0", "-o", lpath, "-p",
                str(pid)])
     script = ("usdt:%s:zmalloc:alloc /pid == %d/ { @alloc = hist(arg1); } "
               "usdt:%s:zmalloc:realloc /pid == %d/ { @alloc = hist(arg3); } "
-              "interval:ms:100 { printf(\"\"); }" % (LIB, pid, LIB, pid))
+              "interval:ms:100 { printf(\"tick\"); }" % (LIB, pid, LIB, pid))
     # (bpftrace 0.17 only sees SIGINT once an event wakes its loop.)
-    bt = Proc(["bpftrace", "-f", "json", "-p", str(pid), "-e", script])
     try:
         zh.wait_for("tracing PID", stream="err")
         zl.wait_for("tracing PID", stream="err")
-        bt.wait_for("attached_probes", timeout=60)
+        bt = Proc(["bpftrace", "-f", "json", "-p", str(pid), "-e", script])
+        # Its first tick comes once every probe is attached.
+        bt.wait_for("tick", timeout=60)
         w.send()
         used = sync_used(w.wait_for(r"ZT_SYNC end.*\n").string, "end")
         for z in (zh, zl, bt):
@@ -395,10 +410,11 @@ def test_pid_attach_midway_and_bpftrace():
         check(w.p.poll() is None, "the workload did not survive ztrace")
     finally:
         for z in (zh, zl, bt):
-            if z.p.poll() is None:
+            if z and z.p.poll() is None:
                 z.p.kill()
         w.send()
-        eq(w.finish(), 0, "workload exit status")
+        status = w.finish()
+    eq(status, 0, "workload exit status")
     hdoc, ldoc = final_doc(hpath), final_doc(lpath)
     check_hist(hdoc, EXPECT["pid"])
     eq(hdoc["untracked_frees"]["count"], 7,
@@ -407,6 +423,7 @@ def test_pid_attach_midway_and_bpftrace():
     check_used_memory(ldoc, used)
     check_leaks(ldoc)
     bt_hist = None
+    check(bt, "bpftrace did not start")
     for line in bt.text["out"].splitlines():
         d = json.loads(line) if line.startswith("{") else {}
         if d.get("type") == "hist":
