@@ -8,6 +8,10 @@
  *   leaky exit   build, print the candidates, exit with everything in
  *                place (what valgrind's leak check sees at exit)
  *
+ * SIGUSR1 prints "usr1", to show a signal is not lost while scanned.
+ * LEAKY_WRITE_ONLY=1 adds a writable mapping that cannot be read: a root
+ * the scanner cannot scan.
+ *
  * Each candidate is printed as "cand ADDR REQ USABLE TAG EXPECT": the
  * block, its requested and usable bytes, what it is, and its class by
  * memcheck's rules. This list stands in for ztrace's map of live blocks.
@@ -21,10 +25,12 @@
  * falls inside a requested extent.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -164,6 +170,14 @@ __attribute__((noinline)) static void scrub_stack(void)
 	asm volatile("" : : "r"(buf) : "memory");
 }
 
+/* Shows that a signal sent while the scanner held us was not lost. */
+static void on_usr1(int sig)
+{
+	(void)sig;
+	if (write(1, "usr1\n", 5) != 5)
+		_exit(2);
+}
+
 static void put(const char *s, size_t len)
 {
 	while (len) {
@@ -214,6 +228,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: leaky wait|exit\n");
 		return 2;
 	}
+	signal(SIGUSR1, on_usr1);
+	if (getenv("LEAKY_WRITE_ONLY") &&
+	    mmap(NULL, 65536, PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) ==
+		    MAP_FAILED)
+		return 1;
 	build_lost_list();
 	build_cycle();
 	build_lost_interior();

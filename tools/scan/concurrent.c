@@ -90,8 +90,11 @@ static int rescan_stopped(struct zs_mark *m, const struct zs_ranges *roots_a,
 			err = zs_ranges_add(&wr, maps.m[i].lo, maps.m[i].hi);
 	if (!err)
 		err = zs_roots(&maps, w, false, o->flags, &roots_t, st);
-	if (!err)
+	/* Without soft-dirty every page may have been written. */
+	if (!err && zs_soft_dirty_supported())
 		err = zs_soft_dirty(m->pid, &wr, &dirty);
+	for (size_t i = 0; !err && !zs_soft_dirty_supported() && i < wr.n; i++)
+		err = zs_ranges_add(&dirty, wr.r[i].lo, wr.r[i].hi);
 	if (err)
 		goto out_free;
 	for (size_t i = 0; i < dirty.n; i++)
@@ -139,7 +142,16 @@ static int pass_running(struct zs_mark *m, struct zs_ranges *roots_a,
 	struct zs_maps maps;
 	int err;
 
-	err = zs_soft_dirty_clear(m->pid);
+	if (!zs_soft_dirty_supported()) {
+		zs_log(o,
+		       "this kernel has no soft-dirty page tracking "
+		       "(CONFIG_MEM_SOFT_DIRTY): the concurrent scan rescans "
+		       "all memory while process %d is stopped",
+		       (int)m->pid);
+		err = 0;
+	} else {
+		err = zs_soft_dirty_clear(m->pid);
+	}
 	if (err) {
 		zs_log(o, "cannot clear the soft-dirty bits of process %d: %s",
 		       (int)m->pid, strerror(-err));

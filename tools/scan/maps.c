@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "zscan_int.h"
@@ -179,6 +180,37 @@ int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
 			return err;
 	}
 	return 0;
+}
+
+/*
+ * A kernel without CONFIG_MEM_SOFT_DIRTY takes the "4" and never sets the
+ * bit. A page of a new mapping is soft-dirty where the feature exists:
+ * try one of our own.
+ */
+bool zs_soft_dirty_supported(void)
+{
+	static int known = -1;
+	uint64_t ent = 0;
+	volatile char *p;
+	int fd;
+
+	if (known >= 0)
+		return known;
+	known = 0;
+	p = mmap(NULL, ZS_PAGE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	p[0] = 1;
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &ent, 8, (off_t)((uintptr_t)p / ZS_PAGE * 8)) ==
+		    8)
+			known = !!(ent & PM_SOFT_DIRTY);
+		close(fd);
+	}
+	munmap((void *)p, ZS_PAGE);
+	return known;
 }
 
 int zs_soft_dirty_clear(pid_t pid)

@@ -113,6 +113,7 @@ ZS_HIDDEN int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
 		       bool skip_stacks, unsigned int flags,
 		       struct zs_ranges *out, struct zscan_stats *st);
 /* Pages written since the last clear (soft-dirty), within the ranges. */
+ZS_HIDDEN bool zs_soft_dirty_supported(void);
 ZS_HIDDEN int zs_soft_dirty_clear(pid_t pid);
 ZS_HIDDEN int zs_soft_dirty(pid_t pid, const struct zs_ranges *within,
 			    struct zs_ranges *out);

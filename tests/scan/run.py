@@ -1,0 +1,421 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""The scanner's suite: real processes, real ptrace.
+
+  run.py --build build/scan --results build/results/scan [CASE...]
+
+Each case prints "ok NAME" or "FAIL NAME: why"; the last line is
+"N passed, N failed, N skipped", and RESULTS gets "P F S" for
+tests/summarize.sh. A case name given on the command line runs alone.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+CLASS_OF = {
+    "definitely": "definitely lost",
+    "indirectly": "indirectly lost",
+    "possibly": "possibly lost",
+    "still": "still reachable",
+}
+VG_KIND = {
+    "definitely lost": "definitely lost",
+    "indirectly lost": "indirectly lost",
+    "possibly lost": "possibly lost",
+    "still reachable": "still reachable",
+}
+
+
+class Skip(Exception):
+    pass
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, why):
+    if not cond:
+        raise Fail(why)
+
+
+class Target:
+    """A test program kept waiting on its stdin pipe."""
+
+    def __init__(self, argv, tmp):
+        self.out_path = os.path.join(tmp, "target.%d.out" % time.monotonic_ns())
+        self.out = open(self.out_path, "w+")
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                  stdout=self.out, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if "ready" in self.text():
+                return
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise Fail("%s did not start: %s" % (argv[0], self.p.stderr.read()))
+
+    def text(self):
+        with open(self.out_path) as f:
+            return f.read()
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def cands(self):
+        return [l.split() for l in self.text().splitlines()
+                if l.startswith("cand ")]
+
+    def send(self, line):
+        self.p.stdin.write(line.encode() + b"\n")
+        self.p.stdin.flush()
+
+    def ask(self, line, timeout=5):
+        before = len(self.text().splitlines())
+        self.send(line)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.text().splitlines()
+            if len(lines) > before:
+                return lines[-1]
+            time.sleep(0.01)
+        raise Fail("no answer to %r from pid %d" % (line, self.pid))
+
+    def finish(self, timeout=10):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.close()
+            except BrokenPipeError:
+                pass
+        try:
+            return self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise Fail("pid %d did not exit at end of input" % self.pid)
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(l.split(":", 1) for l in f if ":" in l)
+    return st["State"].strip(), int(st["TracerPid"].strip())
+
+
+def check_free(pid):
+    """The target runs on: not stopped, not traced, by anyone."""
+    deadline = time.monotonic() + 2
+    while True:
+        state, tracer = proc_status(pid)
+        if tracer == 0 and state[0] not in "tT":
+            break
+        if time.monotonic() > deadline:
+            raise Fail("pid %d left %s, TracerPid %d" % (pid, state, tracer))
+        time.sleep(0.01)
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            s = f.read()
+        check(re.search(r"TracerPid:\s+0\n", s),
+              "thread %s of pid %d still traced" % (tid, pid))
+        check(not re.search(r"State:\s+[tT]", s),
+              "thread %s of pid %d still stopped" % (tid, pid))
+
+
+class Suite:
+    def __init__(self, args):
+        self.b = args.build
+        self.tmp = tempfile.mkdtemp(prefix="zscan-test.")
+        self.cli = os.path.join(self.b, "tests", "scan_cli")
+        self.leaky = os.path.join(self.b, "tests", "leaky")
+        self.churn = os.path.join(self.b, "tests", "churn")
+
+    def cand_file(self, target):
+        path = os.path.join(self.tmp, "cands.%d" % target.pid)
+        with open(path, "w") as f:
+            f.write(target.text())
+        return path
+
+    def scan(self, target, *opts, timeout=60):
+        cf = self.cand_file(target)
+        r = subprocess.run([self.cli, *opts, str(target.pid), cf],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise Fail("scan_cli %s failed: %s" % (" ".join(opts),
+                                                  r.stderr.strip()))
+        blks = [l.split(None, 2) for l in r.stdout.splitlines()
+                if l.startswith("blk ")]
+        verdict = {}
+        for _, addr, rest in blks:
+            cls, tag = rest.rsplit(" ", 1)
+            verdict[int(addr, 16)] = cls
+        stats = [dict(kv.split("=") for kv in l.split()[1:])
+                 for l in r.stdout.splitlines() if l.startswith("stats ")]
+        classes = {}
+        for l in r.stdout.splitlines():
+            m = re.match(r"class (.+) (\d+) (\d+)$", l)
+            if m:
+                classes[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+        return verdict, stats, classes, r.stderr
+
+    def expect_leaky(self, target, verdict):
+        bad = []
+        for c in target.cands():
+            addr, tag, want = int(c[1], 16), c[4], CLASS_OF[c[5]]
+            got = verdict.get(addr)
+            if got != want:
+                bad.append("%s at %#x: %s, expected %s" % (tag, addr, got,
+                                                           want))
+        check(not bad, "; ".join(bad))
+
+    # ------------------------------------------------------------ cases
+    def test_scan_classes_stop_the_world(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            verdict, stats, _, _ = self.scan(t)
+            self.expect_leaky(t, verdict)
+            check(int(stats[0]["threads"]) == 2, "threads: %s" % stats[0])
+            check(int(stats[0]["scanned"]) > 0, "nothing scanned")
+            check(int(stats[0]["unreadable"]) == 0,
+                  "unreadable bytes: %s" % stats[0])
+            check_free(t.pid)
+            check(t.ask("ping") == "pong", "target does not answer")
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_classes_concurrent(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            verdict, _, _, _ = self.scan(t, "-c", "-n", "1")
+            lost = [a for a, c in verdict.items()
+                    if c not in ("still reachable", "undecided")]
+            check(not lost, "lost after one concurrent scan: %d" % len(lost))
+            verdict, _, _, _ = self.scan(t, "-c", "-n", "2")
+            self.expect_leaky(t, verdict)
+            check_free(t.pid)
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_agrees_with_valgrind(self):
+        if not shutil.which("valgrind"):
+            raise Skip("valgrind not installed")
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            _, _, ours, _ = self.scan(t)
+        finally:
+            t.finish()
+        r = subprocess.run(["valgrind", "--leak-check=full",
+                            "--show-leak-kinds=all", self.leaky, "exit"],
+                           capture_output=True, text=True, timeout=60)
+        summary, outside = parse_valgrind(r.stderr)
+        check(summary, "no LEAK SUMMARY from valgrind:\n" + r.stderr[-2000:])
+        diff = []
+        for kind in VG_KIND:
+            vb = summary.get(kind, (0, 0))
+            ob = outside.get(kind, (0, 0))
+            theirs = (vb[0] - ob[0], vb[1] - ob[1])
+            mine = ours.get(kind, (0, 0))
+            print("    %-16s zscan %4d bytes in %d blocks, valgrind %4d "
+                  "bytes in %d blocks (+%d outside zmalloc)" %
+                  (kind, mine[1], mine[0], theirs[1], theirs[0], ob[1]))
+            if mine[1] != theirs[1] or mine[0] != theirs[0]:
+                diff.append(kind)
+        check(not diff, "disagree on " + ", ".join(diff))
+
+    def test_scan_churn_20_scans(self):
+        t = Target([self.churn], self.tmp)
+        try:
+            before = t.ask("check").split()
+            check(before[0] == "ok", "churn: " + " ".join(before))
+            for opts in (["-n", "10"], ["-c", "-n", "10"]):
+                verdict, stats, _, err = self.scan(t, *opts, timeout=60)
+                check(len(stats) == 10, "%d scans of 10" % len(stats))
+                wrong = [a for a, c in verdict.items()
+                         if c != "still reachable"]
+                check(not wrong, "%d live nodes not still reachable (%s)" %
+                      (len(wrong), " ".join(opts)))
+                check_free(t.pid)
+                ans = t.ask("check").split()
+                check(ans[0] == "ok", "churn: " + " ".join(ans))
+            after = ans
+            check(int(after[1]) > int(before[1]) and
+                  int(after[2]) > int(before[2]),
+                  "churn made no progress: %s -> %s" % (before, after))
+            pause = max(int(s["pause_ns"]) for s in stats)
+            print("    longest concurrent pause %.2f ms" % (pause / 1e6))
+        finally:
+            rc = t.finish()
+        check(rc == 0, "churn found its data corrupt (exit %d)" % rc)
+
+    def hold_scan(self, t, ms):
+        cf = self.cand_file(t)
+        s = subprocess.Popen([self.cli, "-H", str(ms), str(t.pid), cf],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        line = s.stdout.readline()
+        check(line.startswith("stopped"), "scanner did not stop the target")
+        state, tracer = proc_status(t.pid)
+        check(tracer == s.pid and state[0] == "t",
+              "held target is %s, TracerPid %d" % (state, tracer))
+        return s
+
+    def test_scan_sigkill_scanner_mid_stop(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            s = self.hold_scan(t, 10000)
+            s.kill()
+            s.wait(5)
+            check_free(t.pid)
+            check(t.ask("ping") == "pong", "target does not answer")
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_sigint_sigterm_wait_for_resume(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                s = self.hold_scan(t, 300)
+                s.send_signal(sig)
+                time.sleep(0.05)
+                check(proc_status(t.pid)[0][0] == "t",
+                      "signal %d cut the stop short" % sig)
+                rc = s.wait(5)
+                check(rc == -sig, "scanner exit %d, expected signal %d" %
+                      (rc, sig))
+                check_free(t.pid)
+            check(t.ask("ping") == "pong", "target does not answer")
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_target_signal_not_lost(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            s = self.hold_scan(t, 300)
+            os.kill(t.pid, signal.SIGUSR1)
+            check(s.wait(5) == 0, "scan failed")
+            check_free(t.pid)
+            deadline = time.monotonic() + 2
+            while "usr1" not in t.text() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            check("usr1" in t.text(), "SIGUSR1 sent during the stop lost")
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_second_tracer_refused(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            s = self.hold_scan(t, 1500)
+            cf = self.cand_file(t)
+            r = subprocess.run([self.cli, str(t.pid), cf],
+                               capture_output=True, text=True, timeout=10)
+            check(r.returncode != 0 and "another tracer" in r.stderr,
+                  "second scan: %d %s" % (r.returncode, r.stderr))
+            check(s.wait(5) == 0, "first scan failed")
+            check_free(t.pid)
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_unreadable_root_withholds_lost(self):
+        os.environ["LEAKY_WRITE_ONLY"] = "1"
+        try:
+            t = Target([self.leaky, "wait"], self.tmp)
+        finally:
+            del os.environ["LEAKY_WRITE_ONLY"]
+        try:
+            verdict, stats, _, _ = self.scan(t)
+            check(int(stats[0]["unreadable"]) >= 65536,
+                  "unreadable bytes: %s" % stats[0]["unreadable"])
+            for c in t.cands():
+                want = CLASS_OF[c[5]]
+                want = want if want == "still reachable" else "undecided"
+                got = verdict.get(int(c[1], 16))
+                check(got == want, "%s: %s, expected %s" % (c[4], got, want))
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_no_such_process(self):
+        p = subprocess.Popen(["true"])
+        p.wait()
+        path = os.path.join(self.tmp, "empty")
+        open(path, "w").close()
+        r = subprocess.run([self.cli, str(p.pid), path], capture_output=True,
+                           text=True, timeout=10)
+        check(r.returncode != 0 and "No such process" in r.stderr,
+              "scan of a dead pid: %d %s" % (r.returncode, r.stderr))
+
+
+def parse_valgrind(text):
+    """LEAK SUMMARY per kind, and the loss records not from zmalloc."""
+    summary, outside = {}, {}
+    for kind in VG_KIND:
+        m = re.search(r"%s: ([\d,]+) bytes in ([\d,]+) blocks" % kind, text)
+        if m:
+            summary[kind] = (int(m.group(2).replace(",", "")),
+                             int(m.group(1).replace(",", "")))
+    rec = re.compile(r"==\d+== ([\d,]+)(?: \(([\d,]+) direct, [\d,]+ "
+                     r"indirect\))? bytes in ([\d,]+) blocks are "
+                     r"(definitely lost|indirectly lost|possibly lost|"
+                     r"still reachable) in loss record")
+    lines = text.splitlines()
+    for i, l in enumerate(lines):
+        m = rec.search(l)
+        if not m:
+            continue
+        stack = []
+        for l2 in lines[i + 1:]:
+            if not re.search(r"==\d+==\s+(at|by) ", l2):
+                break
+            stack.append(l2)
+        if any("zm_" in f for f in stack):
+            continue
+        nbytes = int((m.group(2) or m.group(1)).replace(",", ""))
+        nblk = int(m.group(3).replace(",", ""))
+        b, n = outside.get(m.group(4), (0, 0))
+        outside[m.group(4)] = (b + nblk, n + nbytes)
+    return summary, outside
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--results")
+    ap.add_argument("cases", nargs="*")
+    args = ap.parse_args()
+    suite = Suite(args)
+    names = [n for n in dir(Suite) if n.startswith("test_")]
+    names.sort(key=lambda n: Suite.__dict__[n].__code__.co_firstlineno)
+    if args.cases:
+        names = [n for n in names if any(c in n for c in args.cases)]
+    passed = failed = skipped = 0
+    for name in names:
+        t0 = time.monotonic()
+        try:
+            if os.geteuid() != 0:
+                raise Skip("needs root (ptrace, /proc/PID/clear_refs)")
+            getattr(suite, name)()
+            passed += 1
+            print("ok %s (%.1fs)" % (name, time.monotonic() - t0))
+        except Skip as e:
+            skipped += 1
+            print("skip %s: %s" % (name, e))
+        except (Fail, subprocess.TimeoutExpired, OSError) as e:
+            failed += 1
+            print("FAIL %s: %s" % (name, e))
+        sys.stdout.flush()
+    shutil.rmtree(suite.tmp, ignore_errors=True)
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    if args.results:
+        os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+        with open(args.results, "w") as f:
+            f.write("%d %d %d\n" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
