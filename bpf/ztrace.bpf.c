@@ -36,10 +36,12 @@ struct {
 	__type(value, struct zt_hist_slot);
 } hist SEC(".maps");
 
-/* Sized by --max-blocks before load. */
+/*
+ * Sized by --max-blocks before load. Preallocated: an update then costs no
+ * allocation (a non-preallocated map doubled the cost of a free here).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, ZT_DEFAULT_MAX_BLOCKS);
 	__type(key, __u64);
 	__type(value, struct zt_block);
@@ -66,6 +68,66 @@ static __always_inline bool is_target(void)
 {
 	return targ_tgid == 0 ||
 	       (bpf_get_current_pid_tgid() >> 32) == targ_tgid;
+}
+
+/*
+ * USDT arguments, as libbpf describes them in __bpf_usdt_specs (see
+ * <bpf/usdt.bpf.h>), read the cheap way: one spec lookup per event rather
+ * than one per argument, and registers loaded from the context rather than
+ * through bpf_probe_read_kernel(). bpf_usdt_arg() cost about 80 ns an
+ * argument here, most of what these programs cost.
+ */
+#define ZT_NREGS (sizeof(struct pt_regs) / sizeof(__u64))
+
+/* regs: a copy of the context (constant-offset loads, which it allows). */
+static __always_inline __u64 reg_value(const __u64 *regs, short off)
+{
+	__u32 i = (__u32)off / sizeof(__u64);
+
+	return i < ZT_NREGS ? regs[i] : 0;
+}
+
+static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, int n)
+{
+	struct __bpf_usdt_arg_spec *a;
+	struct __bpf_usdt_spec *spec;
+	__u64 val, regs[ZT_NREGS];
+	int spec_id, i;
+
+	spec_id = __bpf_usdt_spec_id(ctx);
+	if (spec_id < 0)
+		return -ESRCH;
+	spec = bpf_map_lookup_elem(&__bpf_usdt_specs, &spec_id);
+	if (!spec || spec->arg_cnt < n)
+		return -ENOENT;
+	__builtin_memcpy(regs, ctx, sizeof(regs));
+#pragma unroll
+	for (i = 0; i < n; i++) {
+		a = &spec->args[i];
+		switch (a->arg_type) {
+		case BPF_USDT_ARG_CONST:
+			val = a->val_off;
+			break;
+		case BPF_USDT_ARG_REG:
+			val = reg_value(regs, a->reg_off);
+			break;
+		case BPF_USDT_ARG_REG_DEREF:
+			if (bpf_probe_read_user(&val, sizeof(val),
+						(void *)(reg_value(regs, a->reg_off) +
+							 a->val_off)))
+				return -EFAULT;
+			break;
+		default:
+			return -EINVAL;
+		}
+		val <<= a->arg_bitshift;
+		if (a->arg_signed)
+			val = (__u64)((__s64)val >> a->arg_bitshift);
+		else
+			val >>= a->arg_bitshift;
+		out[i] = val;
+	}
+	return 0;
 }
 
 static __always_inline struct zt_counters *get_counters(void)
@@ -160,9 +222,6 @@ static __always_inline void account_leave(struct zt_counters *c,
 	struct zt_stack_totals *t;
 
 	hist_add(ZT_HIST_FREE, b->requested, b->usable);
-	ADD(c->live_blocks, -1);
-	ADD(c->live_bytes, -(__s64)b->requested);
-	ADD(c->live_usable, -(__s64)b->usable);
 	if (!capture_stacks)
 		return;
 	t = bpf_map_lookup_elem(&stack_totals, &b->stack_id);
@@ -188,11 +247,12 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 
 	b.requested = requested;
 	b.usable = usable;
-	b.ts_ns = bpf_ktime_get_ns();
 	b.tid = (__u32)bpf_get_current_pid_tgid();
 	b.stack_id = ZT_STACK_NONE;
 	hist_add(ZT_HIST_ALLOC, requested, usable);
 	if (capture_stacks) {
+		/* Only leaks needs ages; hist and stat spare the clock. */
+		b.ts_ns = bpf_ktime_get_ns();
 		b.stack_id = get_stack(ctx, c);
 		t = get_totals(c, b.stack_id);
 		if (t) {
@@ -213,18 +273,15 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 		}
 		err = bpf_map_update_elem(&live, &ptr, &b, BPF_ANY);
 	}
-	if (err == -E2BIG) {
-		ADD(c->drop_live_full, 1);
-		ADD(c->drop_live_full_bytes, requested);
-		return;
-	}
 	if (err) {
-		ADD(c->drop_live_error, 1);
+		if (err == -E2BIG)
+			ADD(c->drop_live_full, 1);
+		else
+			ADD(c->drop_live_error, 1);
+		ADD(c->drop_live_bytes, requested);
+		ADD(c->drop_live_usable, usable);
 		return;
 	}
-	ADD(c->live_blocks, 1);
-	ADD(c->live_bytes, requested);
-	ADD(c->live_usable, usable);
 	if (t) {
 		ADD(t->live_blocks, 1);
 		ADD(t->live_bytes, requested);
@@ -266,7 +323,6 @@ static __always_inline int on_alloc(struct pt_regs *ctx, __u64 ptr,
 
 	if (!c)
 		return 0;
-	ADD(c->allocs, 1);
 	block_enter(ctx, c, ptr, requested, usable);
 	return 0;
 }
@@ -277,7 +333,6 @@ static __always_inline int on_free(__u64 ptr, __u64 usable)
 
 	if (!c)
 		return 0;
-	ADD(c->frees, 1);
 	block_leave(c, ptr, usable, 0);
 	return 0;
 }
@@ -309,37 +364,60 @@ static __always_inline int on_oom(__u64 requested)
 	return 0;
 }
 
-SEC("usdt")
-int BPF_USDT(zt_alloc, __u64 ptr, __u64 requested, __u64 usable)
+/*
+ * The programs: check the process, read the arguments, hand them over. A
+ * hit whose arguments cannot be read is counted, never dropped silently.
+ */
+static __always_inline int read_args(struct pt_regs *ctx, __u64 *args, int n)
 {
-	if (!is_target())
+	struct zt_counters *c;
+
+	if (!usdt_args(ctx, args, n))
 		return 0;
-	return on_alloc(ctx, ptr, requested, usable);
+	c = get_counters();
+	if (c)
+		ADD(c->drop_args, 1);
+	return -1;
 }
 
 SEC("usdt")
-int BPF_USDT(zt_free, __u64 ptr, __u64 usable)
+int zt_alloc(struct pt_regs *ctx)
 {
-	if (!is_target())
+	__u64 a[3];
+
+	if (!is_target() || read_args(ctx, a, 3))
 		return 0;
-	return on_free(ptr, usable);
+	return on_alloc(ctx, a[0], a[1], a[2]);
 }
 
 SEC("usdt")
-int BPF_USDT(zt_realloc, __u64 old, __u64 new, __u64 old_usable,
-	     __u64 requested, __u64 new_usable)
+int zt_free(struct pt_regs *ctx)
 {
-	if (!is_target())
+	__u64 a[2];
+
+	if (!is_target() || read_args(ctx, a, 2))
 		return 0;
-	return on_realloc(ctx, old, new, old_usable, requested, new_usable);
+	return on_free(a[0], a[1]);
 }
 
 SEC("usdt")
-int BPF_USDT(zt_oom, __u64 requested)
+int zt_realloc(struct pt_regs *ctx)
 {
-	if (!is_target())
+	__u64 a[5];
+
+	if (!is_target() || read_args(ctx, a, 5))
 		return 0;
-	return on_oom(requested);
+	return on_realloc(ctx, a[0], a[1], a[2], a[3], a[4]);
+}
+
+SEC("usdt")
+int zt_oom(struct pt_regs *ctx)
+{
+	__u64 a[1];
+
+	if (!is_target() || read_args(ctx, a, 1))
+		return 0;
+	return on_oom(a[0]);
 }
 
 /*

@@ -61,28 +61,28 @@ struct zt_stack_totals {
  * Event and drop counters, the single slot of the counters map; per CPU.
  * "Tracked" blocks are those in the live map. A free of a block that is not
  * tracked was allocated before attach, or was itself dropped (drop_live_*).
+ * Allocs, frees and the live figures are not counted here but derived from
+ * the histograms, which see every block enter and leave: each atomic add
+ * on the hot path costs.
  */
 struct zt_counters {
-	__u64 allocs;	/* alloc probe hits */
-	__u64 frees;	/* free probe hits */
 	__u64 reallocs; /* realloc probe hits */
 	__u64 reallocs_inplace; /* of which the block did not move */
 	__u64 ooms;	/* oom probe hits */
 	__u64 oom_bytes;
-	__s64 live_blocks; /* tracked blocks now live */
-	__s64 live_bytes;  /* their requested bytes */
-	__s64 live_usable; /* their usable bytes */
 	__u64 untracked_frees; /* frees and realloc olds of untracked blocks */
 	__u64 untracked_free_bytes; /* their usable bytes */
 	__u64 missed_frees; /* alloc of an address still tracked as live */
 	__u64 missed_free_bytes; /* requested bytes of those stale blocks */
 	__u64 realloc_races; /* realloc probe after its old address reused */
 	__u64 drop_live_full; /* blocks not tracked: live map full */
-	__u64 drop_live_full_bytes; /* their requested bytes */
 	__u64 drop_live_error; /* blocks not tracked: other update error */
+	__u64 drop_live_bytes; /* requested bytes of blocks not tracked */
+	__u64 drop_live_usable; /* their usable bytes */
 	__u64 drop_stack_collision; /* stack id bucket held another stack */
 	__u64 drop_stack_error; /* user stack could not be walked or stored */
 	__u64 drop_totals_full; /* stack_totals map full */
+	__u64 drop_args; /* probe hits whose arguments could not be read */
 };
 
 #endif /* ZTRACE_H */

@@ -336,7 +336,7 @@ def test_cmd_more_blocks_than_map():
     doc = final_doc(path)
     eq(doc["complete"], False, "report marked incomplete")
     eq(doc["drops"]["live_map_full"], 900, "blocks dropped")
-    eq(doc["drops"]["live_map_full_bytes"], 900 * 32, "bytes dropped")
+    eq(doc["drops"]["untracked_bytes"], 900 * 32, "bytes dropped")
     eq(doc["events"]["allocs"], 1000, "alloc events still all counted")
     eq(doc["untracked_frees"]["count"], 900, "frees of dropped blocks")
     eq(doc["live"]["blocks"], 0, "tracked live blocks")

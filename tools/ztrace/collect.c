@@ -48,6 +48,37 @@ out_free:
 	return err;
 }
 
+/*
+ * Every block that enters is in the ALLOC histogram (alloc and realloc's
+ * new block) and every tracked block that leaves in the FREE one (free,
+ * realloc's old block, a stale block retired by a missed free). Each
+ * realloc's old block is tracked (FREE), untracked, or a race.
+ */
+static void derive(struct zt_snapshot *s)
+{
+	const struct zt_counters *c = &s->c;
+	struct zt_hist_slot in = {}, out = {};
+	struct zt_derived *d = &s->d;
+	int b;
+
+	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+		in.count += s->hist[ZT_HIST_ALLOC][b].count;
+		in.bytes += s->hist[ZT_HIST_ALLOC][b].bytes;
+		in.frag += s->hist[ZT_HIST_ALLOC][b].frag;
+		out.count += s->hist[ZT_HIST_FREE][b].count;
+		out.bytes += s->hist[ZT_HIST_FREE][b].bytes;
+		out.frag += s->hist[ZT_HIST_FREE][b].frag;
+	}
+	d->allocs = in.count - c->reallocs;
+	d->frees = out.count + c->untracked_frees - c->missed_frees -
+		   (c->reallocs - c->realloc_races);
+	d->live_blocks = in.count - out.count - c->drop_live_full -
+			 c->drop_live_error;
+	d->live_bytes = in.bytes - out.bytes - c->drop_live_bytes;
+	d->live_usable = (in.bytes + in.frag) - (out.bytes + out.frag) -
+			 c->drop_live_usable;
+}
+
 int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
 {
 	int cfd = bpf_map__fd(p->skel->maps.counters);
@@ -68,6 +99,7 @@ int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
 	}
 	if (err)
 		p_err("cannot read the BPF counters: %s", strerror(-err));
+	derive(s);
 	s->prog_missed = probes_missed(p);
 	return err;
 }

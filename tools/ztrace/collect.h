@@ -16,9 +16,19 @@
 
 struct zt_probes;
 
+/* Figures derived from the histograms and counters (see collect.c). */
+struct zt_derived {
+	__u64 allocs; /* alloc probe hits */
+	__u64 frees;  /* free probe hits */
+	__s64 live_blocks; /* tracked blocks now live */
+	__s64 live_bytes;  /* their requested bytes */
+	__s64 live_usable; /* their usable bytes */
+};
+
 struct zt_snapshot {
 	__u64 mono_ns; /* CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns() */
 	struct zt_counters c;
+	struct zt_derived d;
 	struct zt_hist_slot hist[ZT_HIST_KINDS][ZT_HIST_BUCKETS];
 	unsigned long long prog_missed;
 

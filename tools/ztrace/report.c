@@ -15,7 +15,7 @@ bool report_incomplete(const struct zt_snapshot *s)
 
 	return c->drop_live_full || c->drop_live_error ||
 	       c->drop_stack_collision || c->drop_stack_error ||
-	       c->drop_totals_full || s->prog_missed;
+	       c->drop_totals_full || c->drop_args || s->prog_missed;
 }
 
 const char *fmt_size(char *buf, size_t len, __u64 bytes)
@@ -103,16 +103,20 @@ static void text_drops(const struct zt_snapshot *n)
 		fprintf(zt_out,
 			"  drops      %llu blocks (%llu bytes) not tracked, live map full: raise --max-blocks (now %u)\n",
 			(unsigned long long)c->drop_live_full,
-			(unsigned long long)c->drop_live_full_bytes,
+			(unsigned long long)c->drop_live_bytes,
 			env.max_blocks);
-	text_drop("blocks not tracked, live map update failed",
-		  c->drop_live_error, "");
+	if (c->drop_live_error)
+		fprintf(zt_out,
+			"  drops      %llu blocks not tracked, live map update failed\n",
+			(unsigned long long)c->drop_live_error);
 	text_drop("stacks lost to a collision in the stack map",
 		  c->drop_stack_collision, ": raise --max-stacks");
 	text_drop("stacks that could not be walked or stored",
 		  c->drop_stack_error, "");
 	text_drop("stack totals not kept, stack totals map full",
 		  c->drop_totals_full, ": raise --max-stacks");
+	text_drop("probe hits whose arguments could not be read",
+		  c->drop_args, "");
 	text_drop("probe hits the kernel did not run ztrace's programs for",
 		  n->prog_missed, "");
 }
@@ -134,14 +138,14 @@ void report_text_begin(struct zt_session *s, bool final)
 	fprintf(zt_out, "\n");
 	fprintf(zt_out,
 		"  events     %llu allocs, %llu frees, %llu reallocs (%llu in place), %llu ooms\n",
-		(unsigned long long)c->allocs, (unsigned long long)c->frees,
+		(unsigned long long)n->d.allocs, (unsigned long long)n->d.frees,
 		(unsigned long long)c->reallocs,
 		(unsigned long long)c->reallocs_inplace,
 		(unsigned long long)c->ooms);
 	fprintf(zt_out,
 		"  live       %lld blocks, %lld bytes (%lld usable) allocated since attach, seen by BPF\n",
-		(long long)c->live_blocks, (long long)c->live_bytes,
-		(long long)c->live_usable);
+		(long long)n->d.live_blocks, (long long)n->d.live_bytes,
+		(long long)n->d.live_usable);
 	text_target(s);
 	fprintf(zt_out,
 		"  untracked  %llu frees of blocks allocated before attach%s (%llu bytes usable)\n",
@@ -204,17 +208,17 @@ static void json_counters(struct jw *w, const struct zt_snapshot *n)
 	const struct zt_counters *c = &n->c;
 
 	jw_obj(w, "events");
-	jw_u64(w, "allocs", c->allocs);
-	jw_u64(w, "frees", c->frees);
+	jw_u64(w, "allocs", n->d.allocs);
+	jw_u64(w, "frees", n->d.frees);
 	jw_u64(w, "reallocs", c->reallocs);
 	jw_u64(w, "reallocs_inplace", c->reallocs_inplace);
 	jw_u64(w, "ooms", c->ooms);
 	jw_u64(w, "oom_bytes", c->oom_bytes);
 	jw_obj_end(w);
 	jw_obj(w, "live");
-	jw_s64(w, "blocks", c->live_blocks);
-	jw_s64(w, "bytes", c->live_bytes);
-	jw_s64(w, "usable", c->live_usable);
+	jw_s64(w, "blocks", n->d.live_blocks);
+	jw_s64(w, "bytes", n->d.live_bytes);
+	jw_s64(w, "usable", n->d.live_usable);
 	jw_obj_end(w);
 	jw_obj(w, "untracked_frees");
 	jw_u64(w, "count", c->untracked_frees);
@@ -227,11 +231,13 @@ static void json_counters(struct jw *w, const struct zt_snapshot *n)
 	jw_obj_end(w);
 	jw_obj(w, "drops");
 	jw_u64(w, "live_map_full", c->drop_live_full);
-	jw_u64(w, "live_map_full_bytes", c->drop_live_full_bytes);
 	jw_u64(w, "live_map_error", c->drop_live_error);
+	jw_u64(w, "untracked_bytes", c->drop_live_bytes);
+	jw_u64(w, "untracked_usable", c->drop_live_usable);
 	jw_u64(w, "stack_collision", c->drop_stack_collision);
 	jw_u64(w, "stack_error", c->drop_stack_error);
 	jw_u64(w, "stack_totals_full", c->drop_totals_full);
+	jw_u64(w, "args_unreadable", c->drop_args);
 	jw_u64(w, "prog_missed", n->prog_missed);
 	jw_obj_end(w);
 	jw_bool(w, "complete", !report_incomplete(n));

@@ -20,6 +20,7 @@ static __u64 kind_bytes(const struct zt_snapshot *s, int kind)
 static void stat_report(struct zt_session *s, bool final)
 {
 	const struct zt_counters *c = &s->cur.c, *p = &s->prev.c;
+	const struct zt_derived *dc = &s->cur.d, *dp = &s->prev.d;
 	double dt = (s->cur.mono_ns - s->prev.mono_ns) / 1e9;
 	__u64 ab = kind_bytes(&s->cur, ZT_HIST_ALLOC);
 	__u64 fb = kind_bytes(&s->cur, ZT_HIST_FREE);
@@ -33,8 +34,8 @@ static void stat_report(struct zt_session *s, bool final)
 		jw_obj(&w, "stat");
 		jw_u64(&w, "alloc_bytes", ab);
 		jw_u64(&w, "free_bytes", fb);
-		jw_double(&w, "allocs_per_s", (c->allocs - p->allocs) / dt);
-		jw_double(&w, "frees_per_s", (c->frees - p->frees) / dt);
+		jw_double(&w, "allocs_per_s", (dc->allocs - dp->allocs) / dt);
+		jw_double(&w, "frees_per_s", (dc->frees - dp->frees) / dt);
 		jw_double(&w, "reallocs_per_s",
 			  (c->reallocs - p->reallocs) / dt);
 		jw_double(&w, "alloc_bytes_per_s", dab / dt);
@@ -48,7 +49,7 @@ static void stat_report(struct zt_session *s, bool final)
 		(unsigned long long)ab, (unsigned long long)fb);
 	fprintf(zt_out,
 		"  rates      %.0f allocs/s, %.0f frees/s, %.0f reallocs/s, %.0f bytes/s over the last %.2f s\n",
-		(c->allocs - p->allocs) / dt, (c->frees - p->frees) / dt,
+		(dc->allocs - dp->allocs) / dt, (dc->frees - dp->frees) / dt,
 		(c->reallocs - p->reallocs) / dt, dab / dt, dt);
 	report_text_end(s);
 }
