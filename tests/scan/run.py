@@ -178,6 +178,8 @@ class Suite:
     def test_scan_classes_stop_the_world(self):
         t = Target([self.leaky, "wait"], self.tmp)
         try:
+            verdict, stats, _, _ = self.scan(t, "-N")
+            self.expect_leaky(t, verdict)
             verdict, stats, _, _ = self.scan(t)
             self.expect_leaky(t, verdict)
             check(int(stats[0]["threads"]) == 2, "threads: %s" % stats[0])
@@ -233,9 +235,11 @@ class Suite:
         try:
             before = t.ask("check").split()
             check(before[0] == "ok", "churn: " + " ".join(before))
-            for opts in (["-n", "10"], ["-c", "-n", "10"]):
+            for opts in (["-n", "5"], ["-N", "-n", "5"], ["-c", "-n", "10"]):
                 verdict, stats, _, err = self.scan(t, *opts, timeout=60)
-                check(len(stats) == 10, "%d scans of 10" % len(stats))
+                want = int(opts[-1])
+                check(len(stats) == want, "%d scans of %d" % (len(stats),
+                                                             want))
                 wrong = [a for a, c in verdict.items()
                          if c != "still reachable"]
                 check(not wrong, "%d live nodes not still reachable (%s)" %

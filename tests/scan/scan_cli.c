@@ -3,12 +3,13 @@
  * scan_cli.c - drives zscan for the tests: scans PID with the candidates
  * listed in FILE ("cand ADDR REQ USABLE TAG ..." lines, as leaky prints).
  *
- *   scan_cli [-c] [-n SCANS] [-H MS] PID FILE
+ *   scan_cli [-cN] [-n SCANS] [-H MS] PID FILE
  *
  *   -c      concurrent mode (one context for all the scans)
  *   -n N    scan N times (default 1); the verdicts printed are the last's
  *   -H MS   hold the target stopped MS milliseconds, after printing
  *           "stopped" (the signal and SIGKILL tests)
+ *   -N      no copy of the heap: read block by block
  *
  * Prints "blk ADDR CLASS TAG" per block, "class NAME BLOCKS BYTES" per
  * class and one "stats ..." line per scan.
@@ -107,13 +108,16 @@ int main(int argc, char **argv)
 	int opt, scans = 1, concurrent = 0, err = 0;
 	pid_t pid;
 
-	while ((opt = getopt(argc, argv, "cn:H:")) != -1) {
+	while ((opt = getopt(argc, argv, "cn:H:N")) != -1) {
 		switch (opt) {
 		case 'c':
 			concurrent = 1;
 			break;
 		case 'n':
 			scans = atoi(optarg);
+			break;
+		case 'N':
+			o.copy_bytes_max = UINT64_MAX;
 			break;
 		case 'H':
 			hold_ms = atoi(optarg);
@@ -125,7 +129,7 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind != 2) {
 		fprintf(stderr,
-			"usage: scan_cli [-c] [-n SCANS] [-H MS] PID FILE\n");
+			"usage: scan_cli [-cN] [-n SCANS] [-H MS] PID FILE\n");
 		return 2;
 	}
 	pid = (pid_t)atoi(argv[optind]);

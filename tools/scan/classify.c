@@ -24,8 +24,11 @@
  * at the first compare.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "zscan_int.h"
 
@@ -35,6 +38,9 @@
 #define ZS_UNSET UINT32_MAX
 #define ZS_PIECES 65536
 #define ZS_ROOT UINT32_MAX
+#define ZS_GROUP 32 /* words resolved together */
+#define ZS_AHEAD 8 /* blocks prefetched ahead of the scan */
+#define ZS_MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 
 struct zs_key {
 	uint64_t addr;
@@ -119,6 +125,10 @@ static int build_spans(struct zs_mark *m)
 		sp->hi = m->hi[next_i - 1];
 		sp->first = i;
 		sp->end = next_i;
+		sp->cend = sp->hi;
+		for (size_t b = i; b < next_i; b++)
+			if (m->end[b] > sp->cend)
+				sp->cend = m->end[b];
 		ng = ((sp->hi - 1 - sp->lo) >> ZS_GRAN_SHIFT) + 1;
 		sp->table = malloc(ng * sizeof(*sp->table));
 		if (!sp->table)
@@ -213,8 +223,12 @@ out_free_keys:
 
 void zs_mark_free(struct zs_mark *m)
 {
-	for (size_t i = 0; m->span && i < m->nspan; i++)
+	for (size_t i = 0; m->span && i < m->nspan; i++) {
 		free(m->span[i].table);
+		if (m->span[i].copy)
+			munmap(m->span[i].copy,
+			       m->span[i].cend - m->span[i].lo);
+	}
 	free(m->span);
 	free(m->span_lo);
 	free(m->lo);
@@ -228,32 +242,6 @@ void zs_mark_free(struct zs_mark *m)
 	free(m->batch);
 	free(m->pieces);
 	memset(m, 0, sizeof(*m));
-}
-
-static long lookup(const struct zs_mark *m, uint64_t p)
-{
-	const struct zs_span *sp;
-	size_t lo = 0, hi = m->nspan;
-	uint32_t i;
-
-	/* The last span starting at or below p. */
-	while (hi - lo > 1) {
-		size_t mid = (lo + hi) / 2;
-
-		if (m->span_lo[mid] <= p)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	sp = &m->span[lo];
-	if (p < sp->lo || p >= sp->hi)
-		return -1;
-	i = sp->table[(p - sp->lo) >> ZS_GRAN_SHIFT];
-	if (m->lo[i] > p)
-		return -1;
-	while (i + 1 < sp->end && m->lo[i + 1] <= p)
-		i++;
-	return p < m->hi[i] ? (long)i : -1;
 }
 
 static int push(struct zs_mark *m, uint32_t i)
@@ -296,27 +284,87 @@ static int hit(struct zs_mark *m, uint32_t i, uint64_t p, bool definite)
 	return 0;
 }
 
+/*
+ * Resolves words that passed the quick reject, a group at a time: the
+ * table entries and block records of a group are fetched from memory
+ * together (prefetch), not one cache miss after the other.
+ */
+static int resolve(struct zs_mark *m, const uint64_t *w, size_t n,
+		   bool definite)
+{
+	const uint32_t *slot[ZS_GROUP];
+	const struct zs_span *sp;
+	uint32_t first[ZS_GROUP];
+	int err;
+
+	for (size_t k = 0; k < n; k++) {
+		size_t lo = 0, hi = m->nspan;
+
+		while (hi - lo > 1) {
+			size_t mid = (lo + hi) / 2;
+
+			if (m->span_lo[mid] <= w[k])
+				lo = mid;
+			else
+				hi = mid;
+		}
+		sp = &m->span[lo];
+		slot[k] = NULL;
+		if (w[k] < sp->lo || w[k] >= sp->hi)
+			continue;
+		slot[k] = &sp->table[(w[k] - sp->lo) >> ZS_GRAN_SHIFT];
+		__builtin_prefetch(slot[k]);
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (!slot[k])
+			continue;
+		first[k] = *slot[k];
+		__builtin_prefetch(&m->lo[first[k]]);
+		__builtin_prefetch(&m->hi[first[k]]);
+		__builtin_prefetch(&m->state[first[k]]);
+	}
+	for (size_t k = 0; k < n; k++) {
+		uint32_t i, end;
+
+		if (!slot[k])
+			continue;
+		i = first[k];
+		if (m->lo[i] > w[k])
+			continue;
+		/* Blocks never straddle spans: the walk stays inside. */
+		end = (uint32_t)m->n;
+		while (i + 1 < end && m->lo[i + 1] <= w[k])
+			i++;
+		if (w[k] >= m->hi[i])
+			continue;
+		err = hit(m, i, w[k], definite);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 static int scan_words(struct zs_mark *m, const uint8_t *p, size_t len,
 		      bool definite)
 {
 	const uint64_t lo_all = m->lo_all, range = m->range;
-	size_t nw = len / 8;
-	uint64_t w;
-	long i;
+	uint64_t group[ZS_GROUP], w;
+	size_t nw = len / 8, ng = 0;
 	int err;
 
 	for (size_t k = 0; k < nw; k++) {
 		memcpy(&w, p + k * 8, 8);
 		if (w - lo_all >= range)
 			continue;
-		i = lookup(m, w);
-		if (i < 0)
-			continue;
-		err = hit(m, (uint32_t)i, w, definite);
-		if (err)
-			return err;
+		group[ng++] = w;
+		if (ng == ZS_GROUP) {
+			err = resolve(m, group, ng, definite);
+			if (err)
+				return err;
+			ng = 0;
+		}
 	}
-	return 0;
+	return ng ? resolve(m, group, ng, definite) : 0;
 }
 
 int zs_mark_words(struct zs_mark *m, const void *p, size_t len, bool definite)
@@ -416,15 +464,53 @@ static int batch_add(struct batch *bt, uint64_t lo, uint64_t hi, uint32_t blk)
 	return 0;
 }
 
+/* The copied span holding [lo, hi), or NULL. */
+static const struct zs_span *copied(const struct zs_mark *m, uint64_t lo,
+				    uint64_t hi)
+{
+	size_t a = 0, b = m->nspan;
+
+	if (!m->ncopied)
+		return NULL;
+	while (b - a > 1) {
+		size_t mid = (a + b) / 2;
+
+		if (m->span_lo[mid] <= lo)
+			a = mid;
+		else
+			b = mid;
+	}
+	if (!m->nspan || !m->span[a].copy || lo < m->span[a].lo ||
+	    hi > m->span[a].cend)
+		return NULL;
+	return &m->span[a];
+}
+
 /* Adds a remote range of any length, in pieces of at most buf_len. */
 static int batch_add_range(struct batch *bt, uint64_t lo, uint64_t hi,
 			   uint32_t blk)
 {
+	struct zs_mark *m = bt->m;
+	const struct zs_span *sp;
 	uint64_t step;
 	int err;
 
 	lo = (lo + 7) & ~7ULL;
 	hi &= ~7ULL;
+	if (lo >= hi)
+		return 0;
+	sp = copied(m, lo, hi);
+	if (sp) {
+		/* Already in local memory: scan it now. */
+		if (m->st) {
+			m->st->scanned_bytes += hi - lo;
+			if (blk == ZS_ROOT)
+				m->st->root_bytes += hi - lo;
+		}
+		return scan_words(m, sp->copy + (lo - sp->lo), hi - lo,
+				  blk == ZS_ROOT ||
+					  m->state[blk] != ZS_POSSIBLE);
+	}
 	while (lo < hi) {
 		step = hi - lo < bt->m->buf_len ? hi - lo : bt->m->buf_len;
 		err = batch_add(bt, lo, lo + step, blk);
@@ -516,6 +602,19 @@ int zs_mark_rescan_blocks(struct zs_mark *m, const struct zs_ranges *rs)
 	return err;
 }
 
+static void prefetch_block(const struct zs_mark *m, uint32_t i)
+{
+	const struct zs_span *sp = copied(m, m->lo[i], m->end[i]);
+	const uint8_t *p;
+
+	if (!sp)
+		return;
+	p = sp->copy + (m->lo[i] - sp->lo);
+	__builtin_prefetch(p);
+	if (m->end[i] - m->lo[i] > 64)
+		__builtin_prefetch(p + 64);
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -545,16 +644,131 @@ int zs_mark_drain(struct zs_mark *m)
 			bytes += len;
 			m->top--;
 		}
-		qsort(m->batch, nb, sizeof(*m->batch), cmp_u32);
+		if (!m->ncopied)
+			qsort(m->batch, nb, sizeof(*m->batch), cmp_u32);
 		for (size_t k = 0; k < nb && !err; k++) {
 			uint32_t i = m->batch[k];
 
+			/* Contents of a later block, from the copy, in flight. */
+			if (m->ncopied && k + ZS_AHEAD < nb)
+				prefetch_block(m, m->batch[k + ZS_AHEAD]);
 			err = batch_add_range(&bt, m->lo[i], m->end[i], i);
 		}
 		if (!err)
 			err = batch_flush(&bt);
 	}
 	return err;
+}
+
+/* Half of MemAvailable, from /proc/meminfo. */
+static uint64_t default_limit(void)
+{
+	unsigned long long kb = 0;
+	char line[256];
+	FILE *fp = fopen("/proc/meminfo", "re");
+
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb * 1024 / 2;
+}
+
+static int read_into(struct zs_mark *m, struct zs_span *sp, uint64_t lo,
+		     uint64_t hi)
+{
+	uint64_t bad = 0, step, len = hi - lo;
+	int err = 0;
+
+	for (; lo < hi && !err; lo += step) {
+		step = hi - lo < m->buf_len ? hi - lo : m->buf_len;
+		err = zs_read(m->pid, lo, sp->copy + (lo - sp->lo), step, &bad,
+			      m->badr);
+	}
+	if (m->st) {
+		m->st->unreadable_bytes += bad;
+		m->st->copied_bytes += len;
+		if (m->stopped)
+			m->st->stopped_bytes += len;
+	}
+	return err;
+}
+
+int zs_mark_copy_prepare(struct zs_mark *m, uint64_t limit)
+{
+	uint64_t total = 0, len;
+	struct zs_span *sp;
+
+	if (limit == UINT64_MAX || m->ncopied)
+		return 0;
+	if (!limit)
+		limit = default_limit();
+	for (size_t i = 0; i < m->nspan; i++)
+		total += m->span[i].cend - m->span[i].lo;
+	if (!total || total > limit)
+		return 0; /* block by block, then */
+	for (size_t i = 0; i < m->nspan; i++) {
+		sp = &m->span[i];
+		len = sp->cend - sp->lo;
+		sp->copy = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (sp->copy == MAP_FAILED) {
+			sp->copy = NULL;
+			return -ENOMEM;
+		}
+		/*
+		 * Huge pages: marking jumps all over the copy, and a TLB miss
+		 * per block would cost more than the scan. Fault it in now:
+		 * zeroing pages must not lengthen a pause.
+		 */
+		madvise(sp->copy, len, MADV_HUGEPAGE);
+		if (madvise(sp->copy, len, ZS_MADV_POPULATE_WRITE))
+			for (uint64_t o = 0; o < len; o += ZS_PAGE)
+				sp->copy[o] = 0;
+		m->ncopied++;
+	}
+	return 0;
+}
+
+int zs_mark_copy(struct zs_mark *m)
+{
+	struct zs_span *sp;
+	int err;
+
+	for (size_t i = 0; i < m->nspan; i++) {
+		sp = &m->span[i];
+		if (!sp->copy)
+			continue;
+		err = read_into(m, sp, sp->lo, sp->cend);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int zs_mark_refresh(struct zs_mark *m, const struct zs_ranges *rs)
+{
+	struct zs_span *sp;
+	uint64_t lo, hi;
+	int err;
+
+	for (size_t i = 0; i < m->nspan; i++) {
+		sp = &m->span[i];
+		if (!sp->copy)
+			continue;
+		for (size_t r = 0; r < rs->n; r++) {
+			lo = rs->r[r].lo > sp->lo ? rs->r[r].lo : sp->lo;
+			hi = rs->r[r].hi < sp->cend ? rs->r[r].hi : sp->cend;
+			if (lo >= hi)
+				continue;
+			err = read_into(m, sp, lo, hi);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
 }
 
 int zs_mark_cliques(struct zs_mark *m)

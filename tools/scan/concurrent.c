@@ -115,7 +115,9 @@ static int rescan_stopped(struct zs_mark *m, const struct zs_ranges *roots_a,
 		goto out_free;
 	m->stopped = true;
 	m->badr = NULL;
-	err = zs_mark_regs(m, w);
+	err = zs_mark_refresh(m, &redo);
+	if (!err)
+		err = zs_mark_regs(m, w);
 	if (!err)
 		err = zs_mark_roots(m, &root_redo);
 	if (!err)
@@ -165,7 +167,11 @@ static int pass_running(struct zs_mark *m, struct zs_ranges *roots_a,
 	if (err)
 		return err;
 	m->badr = bad_a;
-	err = zs_mark_roots(m, roots_a);
+	err = zs_mark_copy_prepare(m, o->copy_bytes_max);
+	if (!err)
+		err = zs_mark_copy(m);
+	if (!err)
+		err = zs_mark_roots(m, roots_a);
 	if (!err)
 		err = zs_mark_drain(m);
 	m->badr = NULL;

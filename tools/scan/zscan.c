@@ -109,7 +109,9 @@ static int scan_stopped(struct zs_mark *m, struct zs_world *w,
 	if (err)
 		goto out_free_maps;
 	m->stopped = true;
-	err = zs_mark_regs(m, w);
+	err = zs_mark_copy(m);
+	if (!err)
+		err = zs_mark_regs(m, w);
 	if (!err)
 		err = zs_mark_roots(m, &roots);
 	if (!err)
@@ -141,6 +143,9 @@ int zscan_scan(pid_t pid, struct zscan_block *blocks, size_t n,
 	err = zs_mark_init(&m, pid, blocks, n, &o, st);
 	if (err)
 		return err;
+	err = zs_mark_copy_prepare(&m, o.copy_bytes_max);
+	if (err)
+		goto out_free_mark;
 	err = zs_world_stop(&w, pid, &o);
 	if (!err)
 		err = scan_stopped(&m, &w, &o, st);

@@ -89,6 +89,7 @@ struct zscan_stats {
 	uint64_t unreadable_bytes; /* roots or reached blocks not readable */
 	uint64_t device_bytes; /* device mappings, not read */
 	uint64_t dirty_bytes; /* concurrent: written during the pass */
+	uint64_t copied_bytes; /* heap copied in sequential reads */
 	uint64_t blocks[ZSCAN_NR_CLASSES];
 	uint64_t bytes[ZSCAN_NR_CLASSES]; /* requested bytes, as memcheck */
 	uint32_t threads;
@@ -102,6 +103,12 @@ struct zscan_opts {
 	size_t sz; /* sizeof(struct zscan_opts), for growing it safely */
 	unsigned int flags;
 	size_t chunk_bytes; /* bytes per read; 0: 4 MiB */
+	/*
+	 * Memory the scanner may use to copy the heap in sequential reads
+	 * (much faster than reading block by block); 0: half of the
+	 * available memory; -1: never copy.
+	 */
+	uint64_t copy_bytes_max;
 	void (*log)(void *arg, const char *fmt, va_list ap);
 	void *log_arg;
 	/*

@@ -143,6 +143,8 @@ struct zs_span {
 	uint64_t lo, hi; /* lo aligned to the granule */
 	uint32_t first, end;
 	uint32_t *table; /* per granule: first block ending above it */
+	uint64_t cend; /* end of the last block's contents */
+	uint8_t *copy; /* [lo, cend) read in one sweep, or NULL */
 };
 
 struct zs_mark {
@@ -169,6 +171,7 @@ struct zs_mark {
 	struct iovec *iov;
 	uint32_t *batch;
 	void *pieces; /* classify.c's read batch */
+	size_t ncopied; /* spans held in local memory */
 };
 
 ZS_HIDDEN int zs_mark_init(struct zs_mark *m, pid_t pid,
@@ -184,6 +187,15 @@ ZS_HIDDEN int zs_mark_roots(struct zs_mark *m, const struct zs_ranges *roots);
 /* Rescans the parts of reached blocks that lie in the ranges. */
 ZS_HIDDEN int zs_mark_rescan_blocks(struct zs_mark *m,
 				    const struct zs_ranges *rs);
+/*
+ * Reads every span of blocks into local memory in large sequential reads
+ * (when they fit in limit bytes), so that marking needs no more reads:
+ * prepare allocates (before a stop), copy reads.
+ */
+ZS_HIDDEN int zs_mark_copy_prepare(struct zs_mark *m, uint64_t limit);
+ZS_HIDDEN int zs_mark_copy(struct zs_mark *m);
+/* Reads the ranges again into the copies (pages written since). */
+ZS_HIDDEN int zs_mark_refresh(struct zs_mark *m, const struct zs_ranges *rs);
 /* Scans the blocks on the mark stack until it is empty. */
 ZS_HIDDEN int zs_mark_drain(struct zs_mark *m);
 /* Unreached blocks: definitely or indirectly lost, memcheck's cliques. */
