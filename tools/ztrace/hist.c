@@ -53,7 +53,7 @@ static void text_window(const struct zt_snapshot *cur,
 
 	for (kind = 0; kind < ZT_HIST_KINDS; kind++) {
 		hist_delta(cur, prev, kind, h);
-		if (kind == ZT_HIST_FREE_UNTRACKED && !hist_total(h).count)
+		if (kind != ZT_HIST_ALLOC && !hist_total(h).count)
 			continue;
 		snprintf(title, sizeof(title), "%s, %s", kind_titles[kind],
 			 window);
