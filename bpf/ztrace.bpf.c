@@ -19,7 +19,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Configuration, set by ztrace between open and load. */
-const volatile __u32 targ_tgid = 0;	/* 0: every process */
+const volatile __u32 targ_tgid = 0; /* 0: every process */
 const volatile bool capture_stacks = false;
 
 struct {
@@ -31,7 +31,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ZT_HIST_KINDS * ZT_HIST_BUCKETS);
+	__uint(max_entries, (ZT_HIST_KINDS * ZT_HIST_BUCKETS));
 	__type(key, __u32);
 	__type(value, struct zt_hist_slot);
 } hist SEC(".maps");
@@ -112,9 +112,10 @@ static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, int n)
 			val = reg_value(regs, a->reg_off);
 			break;
 		case BPF_USDT_ARG_REG_DEREF:
-			if (bpf_probe_read_user(&val, sizeof(val),
-						(void *)(reg_value(regs, a->reg_off) +
-							 a->val_off)))
+			if (bpf_probe_read_user(
+				    &val, sizeof(val),
+				    (void *)(reg_value(regs, a->reg_off) +
+					     a->val_off)))
 				return -EFAULT;
 			break;
 		default:
@@ -183,8 +184,8 @@ static __always_inline void hist_add(__u32 kind, __u64 bytes, __u64 usable)
 	ADD(slot->frag, usable > bytes ? usable - bytes : 0);
 }
 
-static __always_inline struct zt_stack_totals *
-get_totals(struct zt_counters *c, __u32 stack_id)
+static __always_inline struct zt_stack_totals *get_totals(struct zt_counters *c,
+							  __u32 stack_id)
 {
 	static const struct zt_stack_totals zero_totals;
 	struct zt_stack_totals *t;
@@ -337,9 +338,9 @@ static __always_inline int on_free(__u64 ptr, __u64 usable)
 	return 0;
 }
 
-static __always_inline int on_realloc(struct pt_regs *ctx, __u64 old,
-				      __u64 new, __u64 old_usable,
-				      __u64 requested, __u64 new_usable)
+static __always_inline int on_realloc(struct pt_regs *ctx, __u64 old, __u64 new,
+				      __u64 old_usable, __u64 requested,
+				      __u64 new_usable)
 {
 	struct zt_counters *c = get_counters();
 

@@ -14,8 +14,8 @@
 #define ZT_HIST_BUCKETS 64
 
 /* Histogram kinds, the outer index of the hist map. */
-#define ZT_HIST_ALLOC 0		/* blocks that entered: alloc, realloc new */
-#define ZT_HIST_FREE 1		/* tracked blocks that left: by requested */
+#define ZT_HIST_ALLOC 0 /* blocks that entered: alloc, realloc new */
+#define ZT_HIST_FREE 1 /* tracked blocks that left: by requested */
 #define ZT_HIST_FREE_UNTRACKED 2 /* blocks unknown to ztrace: by usable */
 #define ZT_HIST_KINDS 3
 
@@ -35,7 +35,7 @@
 struct zt_hist_slot {
 	__u64 count;
 	__u64 bytes; /* requested bytes (usable for FREE_UNTRACKED) */
-	__u64 frag;  /* usable - requested bytes */
+	__u64 frag; /* usable - requested bytes */
 };
 
 /* The live map's value; the key is the block's address (__u64). */
@@ -45,16 +45,16 @@ struct zt_block {
 	__u64 ts_ns; /* bpf_ktime_get_ns() at allocation */
 	__u32 tid;
 	__u32 stack_id; /* ZT_STACK_NONE when not recorded */
-	__u32 flags;	/* ZT_BLOCK_* */
+	__u32 flags; /* ZT_BLOCK_* */
 	__u32 prev_tid; /* with ZT_BLOCK_REPLACED: thread of the stale block */
 };
 
 /* The stack_totals map's value; the key is a stack id (__u32); per CPU. */
 struct zt_stack_totals {
 	__u64 allocs;
-	__u64 bytes;	   /* requested bytes allocated */
+	__u64 bytes; /* requested bytes allocated */
 	__s64 live_blocks; /* per CPU parts may be negative; sum them */
-	__s64 live_bytes;  /* requested bytes still live */
+	__s64 live_bytes; /* requested bytes still live */
 };
 
 /*
@@ -68,7 +68,7 @@ struct zt_stack_totals {
 struct zt_counters {
 	__u64 reallocs; /* realloc probe hits */
 	__u64 reallocs_inplace; /* of which the block did not move */
-	__u64 ooms;	/* oom probe hits */
+	__u64 ooms; /* oom probe hits */
 	__u64 oom_bytes;
 	__u64 untracked_frees; /* frees and realloc olds of untracked blocks */
 	__u64 untracked_free_bytes; /* their usable bytes */

@@ -77,8 +77,8 @@ struct size_class {
 };
 
 static const struct size_class sizes[] = {
-	{ 8, 10 }, { 24, 20 }, { 100, 30 }, { 1000, 5 }, { 4096, 3 },
-	{ 70000, 2 },
+	{ 8, 10 },   { 24, 20 },  { 100, 30 },
+	{ 1000, 5 }, { 4096, 3 }, { 70000, 2 },
 };
 
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))

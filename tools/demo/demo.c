@@ -78,8 +78,8 @@ static __attribute__((noinline)) void log_request(int k, int failed)
 	/* The bug: failed requests are kept "for later" and never freed. */
 	if (nfailed == failed_cap) {
 		failed_cap = failed_cap ? failed_cap * 2 : 16;
-		failed_log = zrealloc(failed_log,
-				      failed_cap * sizeof(*failed_log));
+		failed_log =
+			zrealloc(failed_log, failed_cap * sizeof(*failed_log));
 	}
 	failed_log[nfailed++] = line;
 }

@@ -72,8 +72,8 @@ static void derive(struct zt_snapshot *s)
 	d->allocs = in.count - c->reallocs;
 	d->frees = out.count + c->untracked_frees - c->missed_frees -
 		   (c->reallocs - c->realloc_races);
-	d->live_blocks = in.count - out.count - c->drop_live_full -
-			 c->drop_live_error;
+	d->live_blocks =
+		in.count - out.count - c->drop_live_full - c->drop_live_error;
 	d->live_bytes = in.bytes - out.bytes - c->drop_live_bytes;
 	d->live_usable = (in.bytes + in.frag) - (out.bytes + out.frag) -
 			 c->drop_live_usable;

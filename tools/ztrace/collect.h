@@ -19,9 +19,9 @@ struct zt_probes;
 /* Figures derived from the histograms and counters (see collect.c). */
 struct zt_derived {
 	__u64 allocs; /* alloc probe hits */
-	__u64 frees;  /* free probe hits */
+	__u64 frees; /* free probe hits */
 	__s64 live_blocks; /* tracked blocks now live */
-	__s64 live_bytes;  /* their requested bytes */
+	__s64 live_bytes; /* their requested bytes */
 	__s64 live_usable; /* their usable bytes */
 };
 

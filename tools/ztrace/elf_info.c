@@ -142,8 +142,7 @@ static int load_base(Elf *elf, __u64 *base)
 	return found ? 0 : -ENOEXEC;
 }
 
-static bool symtab_find(Elf *elf, Elf_Scn *scn, const char *name,
-			GElf_Sym *out)
+static bool symtab_find(Elf *elf, Elf_Scn *scn, const char *name, GElf_Sym *out)
 {
 	Elf_Data *data = elf_getdata(scn, NULL);
 	GElf_Shdr shdr;
@@ -167,8 +166,7 @@ static bool symtab_find(Elf *elf, Elf_Scn *scn, const char *name,
 	return false;
 }
 
-int elf_find_symbol(const char *path, const char *name,
-		    struct zt_elf_sym *sym)
+int elf_find_symbol(const char *path, const char *name, struct zt_elf_sym *sym)
 {
 	Elf_Scn *scn = NULL;
 	GElf_Ehdr ehdr;

@@ -86,8 +86,7 @@ static void hist_report(struct zt_session *s, bool final)
 		report_json_begin(&w, s, final);
 		jw_obj(&w, "hist");
 		json_window(&w, "since_attach", &s->cur, NULL);
-		json_window(&w, "interval", &s->cur,
-			    s->seq ? &s->prev : NULL);
+		json_window(&w, "interval", &s->cur, s->seq ? &s->prev : NULL);
 		jw_obj_end(&w);
 		report_json_end(&w, s);
 		return;

@@ -53,7 +53,8 @@ static void bucket_label(int b, char *buf, size_t len)
 	if (hi - lo <= 1)
 		snprintf(buf, len, "[%s]", num_suffix(lo_s, sizeof(lo_s), lo));
 	else
-		snprintf(buf, len, "[%s, %s)", num_suffix(lo_s, sizeof(lo_s), lo),
+		snprintf(buf, len, "[%s, %s)",
+			 num_suffix(lo_s, sizeof(lo_s), lo),
 			 num_suffix(hi_s, sizeof(hi_s), hi));
 }
 
@@ -85,9 +86,10 @@ void hist_print_text(FILE *f, const char *title, const struct zt_hist_slot *h)
 		if (h[b].bytes > max_bytes)
 			max_bytes = h[b].bytes;
 	}
-	fprintf(f, "\n  @%s: %llu blocks, %llu bytes, %llu bytes fragmentation\n",
-		title, (unsigned long long)t.count,
-		(unsigned long long)t.bytes, (unsigned long long)t.frag);
+	fprintf(f,
+		"\n  @%s: %llu blocks, %llu bytes, %llu bytes fragmentation\n",
+		title, (unsigned long long)t.count, (unsigned long long)t.bytes,
+		(unsigned long long)t.frag);
 	if (first < 0) {
 		fprintf(f, "  (none)\n");
 		return;

@@ -25,8 +25,8 @@ static int do_help(int argc, char **argv)
 }
 
 static const struct cmd cmds[] = {
-	{ "hist", do_hist },   { "leaks", do_leaks }, { "stat", do_stat },
-	{ "noop", do_noop },   { "help", do_help },   {},
+	{ "hist", do_hist }, { "leaks", do_leaks }, { "stat", do_stat },
+	{ "noop", do_noop }, { "help", do_help },   {},
 };
 
 int main(int argc, char **argv)

@@ -98,7 +98,8 @@ static void print_mode_help(enum zt_mode mode)
 		"      --max-blocks N   live blocks tracked (default %u)\n"
 		"  -v, --verbose        libbpf messages (twice: debug)\n"
 		"  -h, --help           this text\n",
-		env.mode_name, env.mode_name, what[mode], ZT_DEFAULT_MAX_BLOCKS);
+		env.mode_name, env.mode_name, what[mode],
+		ZT_DEFAULT_MAX_BLOCKS);
 	if (mode == ZT_MODE_LEAKS)
 		fprintf(stderr,
 			"Leaks:\n"

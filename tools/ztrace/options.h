@@ -20,11 +20,11 @@ enum zt_mode {
 struct zt_env {
 	enum zt_mode mode;
 	const char *mode_name;
-	pid_t pid;	  /* -p; 0 when a command is run */
-	char **cmd;	  /* the command after --, NULL-terminated */
-	double interval;  /* -i seconds; 0: one report at the end */
-	double duration;  /* -d seconds; 0: until the target exits or ^C */
-	double min_age;	  /* --min-age seconds */
+	pid_t pid; /* -p; 0 when a command is run */
+	char **cmd; /* the command after --, NULL-terminated */
+	double interval; /* -i seconds; 0: one report at the end */
+	double duration; /* -d seconds; 0: until the target exits or ^C */
+	double min_age; /* --min-age seconds */
 	unsigned int top; /* --top; 0: all */
 	__u32 max_blocks;
 	__u32 max_stacks;

@@ -69,8 +69,7 @@ int probes_check_system(void)
 
 #define ZT_BPF_TRACE_UPROBE_MULTI 48 /* enum bpf_attach_type, Linux 6.6 */
 
-static void set_prog(struct zt_probes *p, struct bpf_program *prog,
-		     bool load)
+static void set_prog(struct zt_probes *p, struct bpf_program *prog, bool load)
 {
 	bpf_program__set_autoload(prog, load);
 	if (p->multi)
@@ -222,9 +221,10 @@ static int attach_libbpf(struct zt_probes *p, pid_t pid, const char *path)
 	int i, err;
 
 	for (i = 0; i < ZT_NPROBES; i++) {
-		p->links[i] = bpf_program__attach_usdt(
-			probe_prog(p, i), pid, path, ZMALLOC_PROBE_PROVIDER,
-			probe_names[i], NULL);
+		p->links[i] = bpf_program__attach_usdt(probe_prog(p, i), pid,
+						       path,
+						       ZMALLOC_PROBE_PROVIDER,
+						       probe_names[i], NULL);
 		if (!p->links[i]) {
 			err = -errno;
 			attach_error(i, path, pid, err);

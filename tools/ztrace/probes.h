@@ -15,7 +15,7 @@
 struct zt_probes {
 	struct ztrace_bpf *skel;
 	struct bpf_link *links[ZT_NPROBES]; /* libbpf's USDT links */
-	int multi_fds[ZT_NPROBES];	    /* or uprobe_multi links */
+	int multi_fds[ZT_NPROBES]; /* or uprobe_multi links */
 	int ncpus;
 	bool stacks;
 	bool noop;

@@ -77,7 +77,8 @@ static void text_target(struct zt_session *s)
 		fprintf(zt_out, ", RSS n/a");
 	else
 		fprintf(zt_out, ", RSS %llu bytes (%s)",
-			(unsigned long long)n->rss, fmt_size(a, sizeof(a), n->rss));
+			(unsigned long long)n->rss,
+			fmt_size(a, sizeof(a), n->rss));
 	if (!n->used_memory_err && !n->rss_err && n->used_memory > 0)
 		fprintf(zt_out, ", RSS/used_memory %.2f",
 			(double)n->rss / n->used_memory);
@@ -103,8 +104,7 @@ static void text_drops(const struct zt_snapshot *n)
 		fprintf(zt_out,
 			"  drops      %llu blocks (%llu bytes) not tracked, live map full: raise --max-blocks (now %u)\n",
 			(unsigned long long)c->drop_live_full,
-			(unsigned long long)c->drop_live_bytes,
-			env.max_blocks);
+			(unsigned long long)c->drop_live_bytes, env.max_blocks);
 	if (c->drop_live_error)
 		fprintf(zt_out,
 			"  drops      %llu blocks not tracked, live map update failed\n",
@@ -115,8 +115,8 @@ static void text_drops(const struct zt_snapshot *n)
 		  c->drop_stack_error, "");
 	text_drop("stack totals not kept, stack totals map full",
 		  c->drop_totals_full, ": raise --max-stacks");
-	text_drop("probe hits whose arguments could not be read",
-		  c->drop_args, "");
+	text_drop("probe hits whose arguments could not be read", c->drop_args,
+		  "");
 	text_drop("probe hits the kernel did not run ztrace's programs for",
 		  n->prog_missed, "");
 }
@@ -131,7 +131,8 @@ void report_text_begin(struct zt_session *s, bool final)
 		env.mode_name, s->target.pid, s->target.comm,
 		secs(n->mono_ns - s->attach_ns));
 	if (s->seq && !final)
-		fprintf(zt_out, ", interval %.2f s", secs(n->mono_ns - p->mono_ns));
+		fprintf(zt_out, ", interval %.2f s",
+			secs(n->mono_ns - p->mono_ns));
 	if (final)
 		fprintf(zt_out, ", final report: %s",
 			end_text(s, buf, sizeof(buf)));

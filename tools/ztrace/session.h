@@ -21,7 +21,7 @@ struct zt_session;
 
 struct zt_mode_ops {
 	bool stacks; /* record allocating stacks */
-	bool noop;   /* attach the do-nothing programs */
+	bool noop; /* attach the do-nothing programs */
 	void (*report)(struct zt_session *s, bool final);
 	void (*refresh)(struct zt_session *s); /* target alive, ~1/s */
 };
@@ -33,7 +33,7 @@ struct zt_session {
 	struct zt_used_memory um;
 	struct zt_symbolizer sym;
 	struct zt_snapshot prev; /* at the previous report */
-	struct zt_snapshot cur;	 /* being reported */
+	struct zt_snapshot cur; /* being reported */
 	__u64 attach_ns;
 	unsigned int seq; /* reports so far */
 	bool final_done;

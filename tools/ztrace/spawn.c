@@ -121,7 +121,8 @@ static int find_probe_lib(struct zt_target *t, const char *interp)
 		if (end)
 			*end = '\0';
 		path[strcspn(path, "\n")] = '\0';
-		if (err && !elf_has_usdt_provider(path, ZMALLOC_PROBE_PROVIDER)) {
+		if (err &&
+		    !elf_has_usdt_provider(path, ZMALLOC_PROBE_PROVIDER)) {
 			snprintf(t->probe_path, sizeof(t->probe_path), "%s",
 				 path);
 			err = 0;

@@ -55,8 +55,8 @@ int symbolizer_refresh(struct zt_symbolizer *s, const struct zt_target *t)
 	return 0;
 }
 
-static void frame_fill(struct zt_symbolizer *s, struct zt_frame *f,
-		       __u64 ip, bool is_return)
+static void frame_fill(struct zt_symbolizer *s, struct zt_frame *f, __u64 ip,
+		       bool is_return)
 {
 	/* A return address points after the call: look up the call. */
 	Dwarf_Addr pc = is_return ? ip - 1 : ip;
@@ -73,8 +73,7 @@ static void frame_fill(struct zt_symbolizer *s, struct zt_frame *f,
 	mod = dwfl_addrmodule(s->dwfl, pc);
 	if (!mod)
 		return;
-	name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL,
-				NULL);
+	name = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 	if (name) {
 		const char *slash = strrchr(name, '/');
 
@@ -157,9 +156,8 @@ static void stack_free(struct zt_sym_stack *st)
 	free(st);
 }
 
-const struct zt_sym_stack *symbolize(struct zt_symbolizer *s,
-				     __u32 stack_id, const __u64 *ips, int n,
-				     bool alive)
+const struct zt_sym_stack *symbolize(struct zt_symbolizer *s, __u32 stack_id,
+				     const __u64 *ips, int n, bool alive)
 {
 	struct zt_sym_stack *st;
 

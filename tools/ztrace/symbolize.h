@@ -18,9 +18,9 @@ struct zt_target;
 
 struct zt_frame {
 	__u64 ip;
-	char *func;   /* NULL when unknown */
+	char *func; /* NULL when unknown */
 	__u64 offset; /* ip - function start */
-	char *file;   /* NULL without line information */
+	char *file; /* NULL without line information */
 	int line;
 	char *module; /* file name of the object */
 };
@@ -46,9 +46,8 @@ int symbolizer_init(struct zt_symbolizer *s, const struct zt_target *t,
 /* Re-read the target's mappings (new libraries); 0 or -errno. */
 int symbolizer_refresh(struct zt_symbolizer *s, const struct zt_target *t);
 /* Cached: IPS are only used the first time STACK_ID is seen alive. */
-const struct zt_sym_stack *symbolize(struct zt_symbolizer *s,
-				     __u32 stack_id, const __u64 *ips, int n,
-				     bool alive);
+const struct zt_sym_stack *symbolize(struct zt_symbolizer *s, __u32 stack_id,
+				     const __u64 *ips, int n, bool alive);
 bool symbolized(const struct zt_symbolizer *s, __u32 stack_id);
 void symbolizer_free(struct zt_symbolizer *s);
 

@@ -17,17 +17,17 @@ struct zt_target {
 	pid_t pid;
 	char comm[32];
 	char probe_path[PATH_MAX]; /* the file with the probes, to open */
-	char map_path[PATH_MAX];   /* the same file, as the target maps it */
-	bool probes_in_exe;	   /* statically linked */
-	int pidfd;		   /* readable once the process has exited */
+	char map_path[PATH_MAX]; /* the same file, as the target maps it */
+	bool probes_in_exe; /* statically linked */
+	int pidfd; /* readable once the process has exited */
 
 	/* A command ztrace started (spawn.c). */
 	bool spawned;
 	bool released; /* the child has been let go to execve() */
-	bool traced;   /* ptrace-seized for its exit event */
-	bool exited;   /* reaped */
+	bool traced; /* ptrace-seized for its exit event */
+	bool exited; /* reaped */
 	bool status_known; /* wstatus is valid: reaped, or stopped at exit */
-	int go_fd;     /* write end: a byte lets the child execve() */
+	int go_fd; /* write end: a byte lets the child execve() */
 	int wstatus;
 	char exe[PATH_MAX];
 };

@@ -33,7 +33,7 @@
 #include "usdt_multi.h"
 
 #define ZT_BPF_TRACE_UPROBE_MULTI 48 /* enum bpf_attach_type, Linux 6.6 */
-#define ZT_USDT_MAX_ARGS 12	     /* BPF_USDT_MAX_ARG_CNT */
+#define ZT_USDT_MAX_ARGS 12 /* BPF_USDT_MAX_ARG_CNT */
 #define ZT_MAX_SITES 1024
 #define NT_STAPSDT 3
 
@@ -71,7 +71,7 @@ struct link_create_uprobe_multi {
 };
 
 struct usdt_site {
-	__u64 ip_off;	/* file offset of the probe site */
+	__u64 ip_off; /* file offset of the probe site */
 	__u64 sema_off; /* file offset of the semaphore, or 0 */
 	struct usdt_spec spec;
 };
@@ -81,8 +81,10 @@ struct reg_name {
 	size_t off;
 };
 
-#define REG(a, b, c, d, field)                                                 \
-	{ { a, b, c, d }, offsetof(struct user_regs_struct, field) }
+#define REG(a, b, c, d, field)                                           \
+	{                                                                \
+		{ a, b, c, d }, offsetof(struct user_regs_struct, field) \
+	}
 
 static const struct reg_name regs[] = {
 	REG("rip", "eip", NULL, NULL, rip),
@@ -122,8 +124,7 @@ static int parse_arg(const char *s, struct usdt_arg_spec *a, int *len)
 	long off;
 	int sz, r;
 
-	if (sscanf(s, " %d @ %ld ( %%%15[^)] ) %n", &sz, &off, reg, len) ==
-	    3) {
+	if (sscanf(s, " %d @ %ld ( %%%15[^)] ) %n", &sz, &off, reg, len) == 3) {
 		a->arg_type = USDT_ARG_REG_DEREF;
 		a->val_off = off;
 	} else if (sscanf(s, " %d @ ( %%%15[^)] ) %n", &sz, reg, len) == 2) {
@@ -245,8 +246,8 @@ static int note_site(Elf *elf, const char *desc, size_t len, __u64 base,
 	return parse_args(args < end ? args : "", &site->spec);
 }
 
-static int read_sites(const char *path, const char *provider,
-		      const char *name, struct usdt_site *sites, size_t *n)
+static int read_sites(const char *path, const char *provider, const char *name,
+		      struct usdt_site *sites, size_t *n)
 {
 	size_t off = 0, name_off, desc_off;
 	GElf_Shdr shdr, bshdr;
@@ -273,8 +274,8 @@ static int read_sites(const char *path, const char *provider,
 	scn = find_section(elf, ".note.stapsdt", &shdr);
 	if (scn)
 		data = elf_getdata(scn, NULL);
-	while (data && (off = gelf_getnote(data, off, &nhdr, &name_off,
-					   &desc_off))) {
+	while (data &&
+	       (off = gelf_getnote(data, off, &nhdr, &name_off, &desc_off))) {
 		const char *desc = (const char *)data->d_buf + desc_off;
 		int r;
 
@@ -351,8 +352,8 @@ int usdt_multi_attach(const struct bpf_program *prog,
 			err = -E2BIG;
 			goto out_free;
 		}
-		if (bpf_map_update_elem(bpf_map__fd(specs), &id,
-					&sites[i].spec, BPF_ANY)) {
+		if (bpf_map_update_elem(bpf_map__fd(specs), &id, &sites[i].spec,
+					BPF_ANY)) {
 			err = -errno;
 			goto out_free;
 		}

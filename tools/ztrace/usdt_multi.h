@@ -16,7 +16,6 @@ struct bpf_map;
 /* Returns the link fd, or -errno. *next_spec is the next free spec id. */
 int usdt_multi_attach(const struct bpf_program *prog,
 		      const struct bpf_map *specs, __u32 *next_spec, pid_t pid,
-		      const char *path, const char *provider,
-		      const char *name);
+		      const char *path, const char *provider, const char *name);
 
 #endif /* ZT_USDT_MULTI_H */
