@@ -9,6 +9,7 @@
  * compared only once two reads of /proc around the library's read agree.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -86,10 +87,14 @@ static void test_proc_smap_self(void **state)
 	check_self_smap_field("Swap:", -1);
 }
 
-/* A child that dirties CHILD_DIRTY bytes, says so, and waits on a pipe. */
+/*
+ * A child that dirties CHILD_DIRTY bytes, says so, and waits on a pipe;
+ * then it is stopped with SIGSTOP, since a child under valgrind still runs
+ * valgrind's own code while it waits.
+ */
 static pid_t start_frozen_child(int *go_fd)
 {
-	int ready[2], go[2];
+	int ready[2], go[2], status;
 	pid_t pid;
 	char c;
 
@@ -118,6 +123,10 @@ static pid_t start_frozen_child(int *go_fd)
 	close(go[0]);
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	close(ready[0]);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	while (waitpid(pid, &status, WUNTRACED) < 0)
+		assert_int_equal(errno, EINTR);
+	assert_true(WIFSTOPPED(status));
 	*go_fd = go[1];
 	return pid;
 }
@@ -126,6 +135,7 @@ static void stop_frozen_child(pid_t pid, int go_fd)
 {
 	int status;
 
+	assert_int_equal(kill(pid, SIGCONT), 0);
 	close(go_fd);
 	while (waitpid(pid, &status, 0) < 0)
 		assert_int_equal(errno, EINTR);
