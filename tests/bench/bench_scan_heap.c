@@ -64,7 +64,7 @@ static void *alloc(size_t req)
 	struct rec r = { (uintptr_t)p, zmalloc_usable_size(p), req };
 
 	fwrite(&r, sizeof(r), 1, cands);
-	live += r.usable + 16;
+	live += req + 16; /* not usable: the same heap under valgrind */
 	return p;
 }
 
