@@ -14,6 +14,11 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>
 
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+#endif
+
 #include "ztrace.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -21,6 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Configuration, set by ztrace between open and load. */
 const volatile __u32 targ_tgid = 0; /* 0: every process */
 const volatile bool capture_stacks = false;
+const volatile __u32 live_mask = 0; /* live buckets - 1, a power of 2 - 1 */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -37,14 +43,17 @@ struct {
 } hist SEC(".maps");
 
 /*
- * Sized by --max-blocks before load. Preallocated: an update then costs no
- * allocation (a non-preallocated map doubled the cost of a free here).
+ * The live table (see ztrace.h), sized by --max-blocks before load. An
+ * array rather than a hash map: claiming or releasing a way is one
+ * compare-and-swap or store, where a hash map update or delete took a
+ * bucket lock and a free list (about 150 ns a block here).
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, ZT_DEFAULT_MAX_BLOCKS);
-	__type(key, __u64);
-	__type(value, struct zt_block);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_live_bucket);
 } live SEC(".maps");
 
 /* Sized by --max-stacks and --stack-depth before load. */
@@ -232,57 +241,138 @@ static __always_inline void account_leave(struct zt_counters *c,
 	ADD(t->live_bytes, -(__s64)b->requested);
 }
 
+/* The two candidate buckets of an address. */
+static __always_inline void live_buckets(__u64 ptr, struct zt_live_bucket **b1,
+					 struct zt_live_bucket **b2)
+{
+	__u64 h = ptr;
+	__u32 i1, i2;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	i1 = (__u32)h & live_mask;
+	i2 = (__u32)(h >> 32) & live_mask;
+	if (i2 == i1)
+		i2 = (i1 + 1) & live_mask;
+	*b1 = bpf_map_lookup_elem(&live, &i1);
+	*b2 = bpf_map_lookup_elem(&live, &i2);
+}
+
+/* The way of PTR in bucket B, or -1. */
+static __always_inline int live_way(const struct zt_live_bucket *b, __u64 ptr)
+{
+	int w;
+
+	if (!b)
+		return -1;
+#pragma unroll
+	for (w = 0; w < ZT_LIVE_WAYS; w++)
+		if (READ_ONCE(b->ptr[w]) == ptr)
+			return w;
+	return -1;
+}
+
+/* PTR's block, its bucket and way; b1 and b2 are PTR's buckets. */
+static __always_inline struct zt_block *
+live_find(__u64 ptr, struct zt_live_bucket *b1, struct zt_live_bucket *b2,
+	  struct zt_live_bucket **bp, int *wp)
+{
+	int w;
+
+	if (!b1)
+		return NULL;
+	w = live_way(b1, ptr);
+	if (w >= 0) {
+		*bp = b1;
+		*wp = w;
+		return &b1->blk[w & (ZT_LIVE_WAYS - 1)];
+	}
+	if (!READ_ONCE(b1->spilled) || !b2)
+		return NULL;
+	w = live_way(b2, ptr);
+	if (w >= 0) {
+		*bp = b2;
+		*wp = w;
+		return &b2->blk[w & (ZT_LIVE_WAYS - 1)];
+	}
+	return NULL;
+}
+
+/* Claim a free way of B for PTR; its block, or NULL when B is full. */
+static __always_inline struct zt_block *live_claim(struct zt_live_bucket *b,
+						   __u64 ptr)
+{
+	int w;
+
+	if (!b)
+		return NULL;
+#pragma unroll
+	for (w = 0; w < ZT_LIVE_WAYS; w++)
+		if (!READ_ONCE(b->ptr[w]) &&
+		    __sync_val_compare_and_swap(&b->ptr[w], 0, ptr) == 0)
+			return &b->blk[w];
+	return NULL;
+}
+
 /*
  * A block enters. If its address is still tracked, the free of the block
  * that had it was missed (a realloc releases its old block before its probe
  * fires, so another thread can be handed that address first): the stale
- * block leaves, counted as a missed free, and the new one takes its key.
+ * block leaves, counted as a missed free, and the new one takes its way.
  */
 static __always_inline void block_enter(struct pt_regs *ctx,
 					struct zt_counters *c, __u64 ptr,
 					__u64 requested, __u64 usable)
 {
-	struct zt_block b = {}, *old;
+	struct zt_live_bucket *b1, *b2, *bk;
 	struct zt_stack_totals *t = NULL;
-	long err;
+	struct zt_block *blk;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 stack_id = ZT_STACK_NONE, flags = 0, prev_tid = 0;
+	__u64 ts = 0;
+	int w;
 
-	b.requested = requested;
-	b.usable = usable;
-	b.tid = (__u32)bpf_get_current_pid_tgid();
-	b.stack_id = ZT_STACK_NONE;
 	hist_add(ZT_HIST_ALLOC, requested, usable);
 	if (capture_stacks) {
 		/* Only leaks needs ages; hist and stat spare the clock. */
-		b.ts_ns = bpf_ktime_get_ns();
-		b.stack_id = get_stack(ctx, c);
-		t = get_totals(c, b.stack_id);
+		ts = bpf_ktime_get_ns();
+		stack_id = get_stack(ctx, c);
+		t = get_totals(c, stack_id);
 		if (t) {
 			ADD(t->allocs, 1);
 			ADD(t->bytes, requested);
 		}
 	}
 
-	err = bpf_map_update_elem(&live, &ptr, &b, BPF_NOEXIST);
-	if (err == -EEXIST) {
-		old = bpf_map_lookup_elem(&live, &ptr);
-		if (old) {
-			ADD(c->missed_frees, 1);
-			ADD(c->missed_free_bytes, old->requested);
-			account_leave(c, old);
-			b.flags = ZT_BLOCK_REPLACED;
-			b.prev_tid = old->tid;
+	live_buckets(ptr, &b1, &b2);
+	blk = live_find(ptr, b1, b2, &bk, &w);
+	if (blk) {
+		ADD(c->missed_frees, 1);
+		ADD(c->missed_free_bytes, blk->requested);
+		account_leave(c, blk);
+		flags = ZT_BLOCK_REPLACED;
+		prev_tid = blk->tid;
+	} else {
+		blk = live_claim(b1, ptr);
+		if (!blk && b1) {
+			WRITE_ONCE(b1->spilled, 1);
+			blk = live_claim(b2, ptr);
 		}
-		err = bpf_map_update_elem(&live, &ptr, &b, BPF_ANY);
 	}
-	if (err) {
-		if (err == -E2BIG)
-			ADD(c->drop_live_full, 1);
-		else
-			ADD(c->drop_live_error, 1);
+	if (!blk) {
+		ADD(c->drop_live_full, 1);
 		ADD(c->drop_live_bytes, requested);
 		ADD(c->drop_live_usable, usable);
 		return;
 	}
+	blk->requested = requested;
+	blk->usable = usable;
+	blk->ts_ns = ts;
+	blk->tid = tid;
+	blk->stack_id = stack_id;
+	blk->flags = flags;
+	blk->prev_tid = prev_tid;
 	if (t) {
 		ADD(t->live_blocks, 1);
 		ADD(t->live_bytes, requested);
@@ -298,9 +388,12 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 					__u64 usable, __u32 realloc_tid)
 {
+	struct zt_live_bucket *b1, *b2, *bk;
 	struct zt_block *b;
+	int w;
 
-	b = bpf_map_lookup_elem(&live, &ptr);
+	live_buckets(ptr, &b1, &b2);
+	b = live_find(ptr, b1, b2, &bk, &w);
 	if (!b) {
 		ADD(c->untracked_frees, 1);
 		ADD(c->untracked_free_bytes, usable);
@@ -314,7 +407,7 @@ static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 		return;
 	}
 	account_leave(c, b);
-	bpf_map_delete_elem(&live, &ptr);
+	WRITE_ONCE(bk->ptr[w & (ZT_LIVE_WAYS - 1)], 0);
 }
 
 static __always_inline int on_alloc(struct pt_regs *ctx, __u64 ptr,

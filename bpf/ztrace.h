@@ -31,6 +31,16 @@
 /* zt_block.flags */
 #define ZT_BLOCK_REPLACED 1 /* took the key of a block whose free was missed */
 
+/*
+ * The live table: an array of buckets of ZT_LIVE_WAYS ways. A block's
+ * address picks two buckets (two halves of one hash); it takes a free way
+ * in the first, else in the second, and then marks the first "spilled" so
+ * that lookups know to look on. A way whose ptr is 0 is free. Both buckets
+ * full is a drop. Sized to twice the blocks asked for, the table rarely
+ * drops before that many blocks are live.
+ */
+#define ZT_LIVE_WAYS 4
+
 /* One hist map slot: key = kind * ZT_HIST_BUCKETS + bucket; per CPU. */
 struct zt_hist_slot {
 	__u64 count;
@@ -38,7 +48,7 @@ struct zt_hist_slot {
 	__u64 frag; /* usable - requested bytes */
 };
 
-/* The live map's value; the key is the block's address (__u64). */
+/* A tracked block, in a way of the live table. */
 struct zt_block {
 	__u64 requested;
 	__u64 usable;
@@ -47,6 +57,13 @@ struct zt_block {
 	__u32 stack_id; /* ZT_STACK_NONE when not recorded */
 	__u32 flags; /* ZT_BLOCK_* */
 	__u32 prev_tid; /* with ZT_BLOCK_REPLACED: thread of the stale block */
+};
+
+struct zt_live_bucket {
+	__u64 ptr[ZT_LIVE_WAYS]; /* block addresses; 0: free way */
+	__u32 spilled; /* some block of this bucket is in its second */
+	__u32 pad;
+	struct zt_block blk[ZT_LIVE_WAYS];
 };
 
 /* The stack_totals map's value; the key is a stack id (__u32); per CPU. */

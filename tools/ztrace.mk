@@ -17,7 +17,7 @@ ZT_TOUT := $(BUILD)/bpf-tests
 ZT_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 ZT_MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
-ZT_BPF_CFLAGS := -target bpf -g -O2 -D__TARGET_ARCH_$(ZT_ARCH) -Wall \
+ZT_BPF_CFLAGS := -target bpf -mcpu=v3 -g -O2 -D__TARGET_ARCH_$(ZT_ARCH) -Wall \
 	-Ivmlinux -Ibpf -idirafter /usr/include/$(ZT_MULTIARCH)
 ZT_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) \
 	-I$(ZT_OUT) -Ibpf -Iinclude -Itools/ztrace

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* collect.c - BPF map readers (see collect.h). */
 #include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,8 +14,6 @@
 #include "output.h"
 #include "probes.h"
 #include "ztrace.skel.h"
-
-#define ZT_BATCH 8192
 
 __u64 mono_now_ns(void)
 {
@@ -161,52 +161,32 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 	return 0;
 }
 
-/* Batch reads; falls back to key by key where batches are unsupported. */
-static int read_live(int fd, struct leak_index *ix, __u64 now_ns,
-		     __u64 min_age_ns)
+/* The live table is mmapable: read its ways in place, no syscalls. */
+static int read_live(const struct bpf_map *map, struct leak_index *ix,
+		     __u64 now_ns, __u64 min_age_ns)
 {
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	struct zt_block *vals;
-	__u64 *keys, token = 0;
-	void *in = NULL;
-	__u32 count, i;
-	int err = 0, ret;
+	size_t n = bpf_map__max_entries(map), len, i;
+	const struct zt_live_bucket *v;
+	long page = sysconf(_SC_PAGESIZE);
+	int w, err = 0;
+	void *mem;
 
-	keys = calloc(ZT_BATCH, sizeof(*keys));
-	vals = calloc(ZT_BATCH, sizeof(*vals));
-	if (!keys || !vals) {
-		err = -ENOMEM;
-		goto out_free;
-	}
-	for (;;) {
-		count = ZT_BATCH;
-		ret = bpf_map_lookup_batch(fd, in, &token, keys, vals, &count,
-					   &opts);
-		if (ret && errno != ENOENT) {
-			err = -errno;
-			break;
-		}
-		for (i = 0; !err && i < count; i++)
-			err = leak_add(ix, &vals[i], now_ns, min_age_ns);
-		if (ret || err)
-			break;
-		in = &token;
-	}
-	if (err == -EINVAL || err == -EOPNOTSUPP) {
-		__u64 key, next, *cur = NULL;
-		struct zt_block b;
+	len = (n * sizeof(*v) + page - 1) / page * page;
+	mem = mmap(NULL, len, PROT_READ, MAP_SHARED, bpf_map__fd(map), 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	v = mem;
+	for (i = 0; !err && i < n; i++) {
+		for (w = 0; !err && w < ZT_LIVE_WAYS; w++) {
+			struct zt_block b;
 
-		err = 0;
-		while (!err && !bpf_map_get_next_key(fd, cur, &next)) {
-			key = next;
-			cur = &key;
-			if (!bpf_map_lookup_elem(fd, &key, &b))
-				err = leak_add(ix, &b, now_ns, min_age_ns);
+			if (!__atomic_load_n(&v[i].ptr[w], __ATOMIC_ACQUIRE))
+				continue;
+			b = v[i].blk[w];
+			err = leak_add(ix, &b, now_ns, min_age_ns);
 		}
 	}
-out_free:
-	free(keys);
-	free(vals);
+	munmap(mem, len);
 	return err;
 }
 
@@ -240,8 +220,7 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 	if (!ix.by_id)
 		return -ENOMEM;
 	memset(ix.by_id, 0xff, ix.nids * sizeof(*ix.by_id));
-	err = read_live(bpf_map__fd(p->skel->maps.live), &ix, now_ns,
-			min_age_ns);
+	err = read_live(p->skel->maps.live, &ix, now_ns, min_age_ns);
 	free(ix.by_id);
 	if (err) {
 		p_err("cannot read the live blocks map: %s", strerror(-err));

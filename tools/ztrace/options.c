@@ -95,7 +95,7 @@ static void print_mode_help(enum zt_mode mode)
 		"  -d, --duration SECS  stop tracing after SECS seconds\n"
 		"  -j, --json           one JSON document per report\n"
 		"  -o, --output FILE    write reports to FILE instead of stdout\n"
-		"      --max-blocks N   live blocks tracked (default %u)\n"
+		"      --max-blocks N   size the live table for N blocks (default %u)\n"
 		"  -v, --verbose        libbpf messages (twice: debug)\n"
 		"  -h, --help           this text\n",
 		env.mode_name, env.mode_name, what[mode],

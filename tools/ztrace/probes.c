@@ -88,15 +88,28 @@ static void set_autoload(struct zt_probes *p)
 	set_prog(p, s->progs.zt_noop, p->noop);
 }
 
+/* Buckets for twice --max-blocks blocks, a power of 2. */
+static __u32 live_buckets(void)
+{
+	__u64 want = (2ULL * env.max_blocks + ZT_LIVE_WAYS - 1) / ZT_LIVE_WAYS;
+	__u32 n = 1;
+
+	while (n < want)
+		n <<= 1;
+	return n;
+}
+
 static int size_maps(struct zt_probes *p)
 {
 	struct ztrace_bpf *s = p->skel;
 	__u32 nstacks = p->stacks ? env.max_stacks : 1;
 	__u32 depth = p->stacks ? env.stack_depth : 1;
+	__u32 nbuckets = p->noop ? 1 : live_buckets();
 	int err;
 
-	err = bpf_map__set_max_entries(s->maps.live,
-				       p->noop ? 1 : env.max_blocks);
+	s->rodata->live_mask = nbuckets - 1;
+	p->live_capacity = (__u64)nbuckets * ZT_LIVE_WAYS;
+	err = bpf_map__set_max_entries(s->maps.live, nbuckets);
 	if (!err)
 		err = bpf_map__set_max_entries(s->maps.stacks, nstacks);
 	if (!err)

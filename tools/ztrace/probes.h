@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <linux/types.h>
 
 #define ZT_NPROBES 4
 
@@ -17,6 +18,7 @@ struct zt_probes {
 	struct bpf_link *links[ZT_NPROBES]; /* libbpf's USDT links */
 	int multi_fds[ZT_NPROBES]; /* or uprobe_multi links */
 	int ncpus;
+	__u64 live_capacity; /* ways of the live table */
 	bool stacks;
 	bool noop;
 	bool multi; /* attached through uprobe_multi (usdt_multi.c) */

@@ -258,6 +258,7 @@ void report_json_begin(struct jw *w, struct zt_session *s, bool final)
 	jw_double(w, "since_attach_s", secs(n->mono_ns - s->attach_ns));
 	jw_double(w, "interval_s", secs(n->mono_ns - p->mono_ns));
 	jw_u64(w, "max_blocks", env.max_blocks);
+	jw_u64(w, "live_capacity", s->probes.live_capacity);
 	json_target(w, s);
 	json_counters(w, n);
 }
