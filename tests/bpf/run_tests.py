@@ -205,6 +205,10 @@ def check_leaks(doc):
         f = leak["frames"][0]
         check(f["file"] and f["file"].endswith("zt_workload.c") and
               f["line"] > 0, "first frame has no file:line: %r" % f)
+        eq(leak["stack_live_blocks"], leak["blocks"],
+           "per-stack live blocks, kernel totals vs live table")
+        eq(leak["stack_live_bytes"], leak["bytes"],
+           "per-stack live bytes, kernel totals vs live table")
         check(leak["frames_dropped"] >= 1,
               "libzmalloc frames were not dropped: %r" % leak)
         check(not any(fr["func"] and fr["func"].startswith("zm_")
@@ -467,6 +471,39 @@ def test_pid_sigkill_detaches():
             z.p.kill()
         w.close_stdin()
         eq(w.finish(), 0, "workload exit status")
+
+
+def test_cmd_sigkill_detaches():
+    """SIGKILL ztrace running a command: the command runs on, untraced."""
+    z = Proc([ZTRACE, "stat", "-o", os.devnull, "--", WORKLOAD, "loop"])
+    try:
+        pid = int(z.wait_for(r"ZT_SYNC loop .*pid=(\d+)").group(1))
+        check(all(v > 0 for v in semaphore_values(pid)),
+              "semaphores not raised while traced")
+        os.kill(z.p.pid, signal.SIGKILL)
+        z.p.wait()
+        end = time.monotonic() + 5
+        while any(semaphore_values(pid)) and time.monotonic() < end:
+            time.sleep(0.05)
+        eq(semaphore_values(pid), [0] * len(semaphores()),
+           "semaphores after SIGKILL")
+        z.send()
+        z.wait_for("ZT_SYNC tick")
+        with open("/proc/%d/status" % pid) as f:
+            status = f.read()
+        check(re.search(r"State:\s+[SR]", status) and
+              re.search(r"TracerPid:\s+0\b", status),
+              "command stopped or still traced: %s" % status[:300])
+    finally:
+        z.close_stdin()
+        if z.p.poll() is None:
+            z.p.kill()
+    end = time.monotonic() + 5
+    while os.path.exists("/proc/%d" % pid) and time.monotonic() < end:
+        time.sleep(0.05)
+    check(not os.path.exists("/proc/%d/status" % pid) or
+          "zombie" in open("/proc/%d/status" % pid).read(),
+          "command did not end when its input closed")
 
 
 def test_cmd_exit_status():

@@ -233,6 +233,8 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 			continue;
 		set->v[i].total_allocs = t.allocs;
 		set->v[i].total_bytes = t.bytes;
+		set->v[i].total_live_blocks = t.live_blocks;
+		set->v[i].total_live_bytes = t.live_bytes;
 	}
 	qsort(set->v, set->n, sizeof(*set->v), by_bytes_desc);
 	return 0;

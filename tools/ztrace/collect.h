@@ -49,6 +49,8 @@ struct zt_leak {
 	__u64 oldest_ns;
 	__u64 total_allocs; /* since attach, from stack_totals */
 	__u64 total_bytes;
+	__s64 total_live_blocks; /* live now, whatever their age */
+	__s64 total_live_bytes;
 };
 
 struct zt_leak_set {

@@ -129,6 +129,8 @@ static void json_leak(struct jw *w, struct zt_session *s,
 	jw_double(w, "oldest_age_s", (s->cur.mono_ns - l->oldest_ns) / 1e9);
 	jw_u64(w, "stack_allocs", l->total_allocs);
 	jw_u64(w, "stack_bytes", l->total_bytes);
+	jw_s64(w, "stack_live_blocks", l->total_live_blocks);
+	jw_s64(w, "stack_live_bytes", l->total_live_bytes);
 	jw_s64(w, "frames_dropped", st ? st->dropped : 0);
 	jw_bool(w, "symbolized_live", st && st->resolved);
 	json_frames(w, st);
