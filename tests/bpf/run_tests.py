@@ -332,6 +332,21 @@ def test_cmd_realloc_moves():
     eq(doc["missed_frees"]["count"], 0, "missed frees")
 
 
+def test_cmd_missed_free_counted():
+    """An address reused while still tracked: a missed free, retired."""
+    path, p = run_cmd("stat", [WORKLOAD, "missed"])
+    eq(p.returncode, 0, "exit status")
+    reused = int(re.search(r"reused=(\d)", p.stdout).group(1))
+    check(reused, "glibc did not reuse the address: %r" % p.stdout)
+    doc = final_doc(path)
+    eq(doc["missed_frees"]["count"], 1, "missed frees")
+    eq(doc["missed_frees"]["bytes"], 40, "missed free bytes")
+    eq(doc["events"]["allocs"], 2, "alloc events")
+    eq(doc["events"]["frees"], 1, "free events")
+    eq(doc["live"]["blocks"], 0, "live blocks")
+    eq(doc["complete"], True, "a missed free is no drop")
+
+
 def test_cmd_more_blocks_than_map():
     """More live blocks than --max-blocks: drops reported, never hidden."""
     path, p = run_cmd("stat", [WORKLOAD, "many", "1000"],

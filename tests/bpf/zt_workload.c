@@ -13,6 +13,8 @@
  *   many N    N blocks of 32 bytes live at once, then all freed
  *   exit N    exit with status N; "signal N": die of signal N
  *   loop      allocate and free until stdin closes (attach/detach tests)
+ *   missed    free a block behind zfree's back (zlibc_free, no probe),
+ *             so that the next allocation reuses a still-tracked address
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.
@@ -283,6 +285,19 @@ static NOINLINE int run_many(long n)
 	return 0;
 }
 
+/* A free the probes never see: the next block of that size reuses it. */
+static NOINLINE int run_missed(void)
+{
+	void *p = zmalloc(40), *q;
+
+	zlibc_free(p);
+	q = zmalloc(40);
+	printf("ZT_SYNC missed reused=%d used_memory=%zu pid=%d\n", p == q,
+	       zmalloc_used_memory(), (int)getpid());
+	zfree(q);
+	return 0;
+}
+
 /* Until stdin closes: the attach and detach tests. */
 static NOINLINE int run_loop(void)
 {
@@ -329,8 +344,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[arg], "loop"))
 		return run_loop();
+	if (!strcmp(argv[arg], "missed"))
+		return run_missed();
 out_usage:
 	fprintf(stderr,
-		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop\n");
+		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed\n");
 	return 2;
 }
