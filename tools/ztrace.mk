@@ -9,6 +9,7 @@
 #   make test-bpf      the BPF suite (root; real programs, real processes)
 #   make bench-ztrace  per-event cost of tracing, side by side
 #   make vmlinux       regenerate vmlinux/vmlinux.h from the running kernel
+#   make install-ztrace  $(DESTDIR)$(PREFIX)/sbin/ztrace and its man page
 
 CLANG ?= clang
 BPFTOOL ?= bpftool
@@ -33,7 +34,7 @@ ZT_PROG_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
 	$(CFLAGS_WARN) -Iinclude -I$(LIBDIR)/include
 ZT_PROG_LIBS := -L$(LIBDIR) -lzmalloc -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
 
-.PHONY: ztrace demo test-bpf bench-ztrace vmlinux
+.PHONY: ztrace demo test-bpf bench-ztrace vmlinux install-ztrace
 
 ztrace: $(ZT_OUT)/ztrace
 
@@ -53,6 +54,11 @@ $(ZT_OUT)/%.o: tools/ztrace/%.c $(ZT_HDRS) $(ZT_OUT)/ztrace.skel.h
 $(ZT_OUT)/ztrace: $(ZT_OBJS)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(ZT_LIBS)
+
+install-ztrace: $(ZT_OUT)/ztrace
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 $(ZT_OUT)/ztrace $(DESTDIR)$(PREFIX)/sbin/
+	install -m 0644 tools/ztrace/ztrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h.tmp

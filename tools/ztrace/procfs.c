@@ -34,6 +34,23 @@ int proc_comm(pid_t pid, char *buf, size_t len)
 	return 0;
 }
 
+pid_t proc_tgid(pid_t pid)
+{
+	char path[64], line[128];
+	pid_t tgid = pid;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return pid;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
 int proc_rss(pid_t pid, __u64 *bytes)
 {
 	unsigned long long size, resident;

@@ -26,6 +26,8 @@ typedef int (*zt_map_fn)(const struct zt_map *m, void *ctx);
 
 bool proc_alive(pid_t pid);
 int proc_comm(pid_t pid, char *buf, size_t len);
+/* The process (thread group) that thread PID belongs to. */
+pid_t proc_tgid(pid_t pid);
 int proc_rss(pid_t pid, __u64 *bytes);
 int proc_maps_foreach(pid_t pid, zt_map_fn fn, void *ctx);
 

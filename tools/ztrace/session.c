@@ -78,17 +78,17 @@ static int setup_pid(struct zt_session *s)
 	err = target_open_pid(&s->target, env.pid);
 	if (err)
 		return err;
-	err = probes_open(&s->probes, env.pid, s->target.probe_path,
+	err = probes_open(&s->probes, s->target.pid, s->target.probe_path,
 			  s->ops->stacks, s->ops->noop);
 	if (err)
 		return err;
-	if (!proc_alive(env.pid)) {
+	if (!proc_alive(s->target.pid)) {
 		p_err("process %d exited while ztrace was attaching to it: nothing was traced",
-		      env.pid);
+		      s->target.pid);
 		return -ESRCH;
 	}
-	p_info("tracing PID %d (%s), probes in %s; Ctrl-C to stop", env.pid,
-	       s->target.comm, s->target.probe_path);
+	p_info("tracing PID %d (%s), probes in %s; Ctrl-C to stop",
+	       s->target.pid, s->target.comm, s->target.probe_path);
 	return 0;
 }
 

@@ -80,12 +80,13 @@ int target_open_pid(struct zt_target *t, pid_t pid)
 	ssize_t n;
 	int err;
 
-	t->pid = pid;
 	if (!proc_alive(pid)) {
 		p_err("no process with PID %d: check the PID with ps or pgrep",
 		      pid);
 		return -ESRCH;
 	}
+	t->pid = proc_tgid(pid); /* a thread id means its process */
+	pid = t->pid;
 	proc_comm(pid, t->comm, sizeof(t->comm));
 	snprintf(exe_link, sizeof(exe_link), "/proc/%d/exe", pid);
 	n = readlink(exe_link, exe, sizeof(exe) - 1);
