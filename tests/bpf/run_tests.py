@@ -8,9 +8,8 @@
 #
 # Usage: run_tests.py ZTRACE WORKLOAD LIBDIR [CASE...]
 #
-# A case skips only when this kernel cannot run BPF (not root, no BTF, no
-# uprobes, no bpftrace for the cross-check); with ZTRACE_REQUIRE_BPF=1 it
-# fails instead. The last line is "N passed, N failed, N skipped".
+# A case skips only when this system cannot run BPF (not root, no BTF, no
+# uprobes); with ZTRACE_REQUIRE_BPF=1 it fails instead. The last line is "N passed, N failed, N skipped".
 
 import json
 import os
@@ -404,8 +403,8 @@ def test_cmd_intervals():
 
 def test_pid_attach_midway_and_bpftrace():
     """-p PID midway, hist and leaks, against a bpftrace one-liner."""
-    if not os.access("/usr/bin/bpftrace", os.X_OK):
-        raise Skip("bpftrace is not installed")
+    check(os.access("/usr/bin/bpftrace", os.X_OK),
+          "bpftrace is not installed: run make deps")
     w = Proc([WORKLOAD, "--wait", "basic"])
     pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
     hpath, lpath = out_path("pid-hist.json"), out_path("pid-leaks.json")

@@ -96,7 +96,7 @@ int target_open_pid(struct zt_target *t, pid_t pid)
 	}
 	err = proc_maps_foreach(pid, probe_search_map, &s);
 	if (err < 0) {
-		p_err("cannot read the mappings of PID %d: %s; run ztrace as root",
+		p_err("cannot read /proc/%d/maps: %s; ztrace needs root or CAP_SYS_PTRACE over the process",
 		      pid, strerror(-err));
 		return err;
 	}
