@@ -95,15 +95,14 @@ $(AR_FILE): $(LIB_OBJS)
 	$(Q)objcopy --localize-hidden $(O)/zmalloc-all.o
 	$(Q)rm -f $@ && ar rcs $@ $(O)/zmalloc-all.o
 
-install: lib
+install: lib $(if $(wildcard tools/ztrace.mk),install-ztrace)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include/zmalloc
 	install -m 0755 $(SO_FILE) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libzmalloc.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SO_NAME)
 	ln -sf $(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libzmalloc.so
 	install -m 0644 $(AR_FILE) $(DESTDIR)$(PREFIX)/lib/
-	install -m 0644 include/zmalloc.h include/zmalloc_probes.h \
-		include/zmalloc_counters.h $(O)/include/zmalloc_config.h \
+	install -m 0644 $(wildcard include/*.h) $(O)/include/zmalloc_config.h \
 		$(DESTDIR)$(PREFIX)/include/zmalloc/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' \
 		-e 's|@INCLUDEDIR@|$(PREFIX)/include|' -e 's|@VERSION@|$(VERSION)|' \
@@ -226,6 +225,8 @@ bench-zmalloc: $(BUILD)/bench/bench_zmalloc
 bench: deps bench-zmalloc
 	$(Q)if [ -f tools/ztrace.mk ]; then \
 		$(MAKE) --no-print-directory bench-ztrace; fi
+	$(Q)if [ -f tools/scan.mk ]; then \
+		$(MAKE) --no-print-directory bench-scan; fi
 
 # ------------------------------------------------------------------- style
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^vmlinux/')

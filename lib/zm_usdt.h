@@ -38,6 +38,13 @@ static inline int zm_probe_typecheck(int unused, ...)
 
 #define _SDT_HAS_SEMAPHORES 1
 #define SDT_USE_VARIADIC 1
+/*
+ * Every argument in a register: a tracer then reads it from the saved
+ * registers instead of from user memory, which costs a BPF program about
+ * 250 ns per argument on this kernel. The arguments are computed only on
+ * the probe's own (cold) path, so the register pressure costs nothing else.
+ */
+#define STAP_SDT_ARG_CONSTRAINT r
 #include <sys/sdt.h>
 
 /*
