@@ -118,7 +118,8 @@ clean:
 # only the missing ones.
 DEPS_PKGS := make gcc clang llvm pkg-config binutils bpftool bpftrace \
 	libbpf-dev libelf-dev zlib1g-dev libdw-dev libcmocka-dev \
-	libjemalloc-dev systemtap-sdt-dev valgrind python3 clang-format
+	libjemalloc-dev systemtap-sdt-dev valgrind python3 clang-format \
+	libmicrohttpd-dev libncurses-dev golang-go prometheus tmux librsvg2-bin
 
 deps:
 	$(Q)missing=$$(for p in $(DEPS_PKGS); do \
