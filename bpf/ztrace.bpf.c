@@ -71,6 +71,22 @@ struct {
 	__type(value, struct zt_stack_totals);
 } stack_totals SEC(".maps");
 
+/* Sampled mode's histograms and per-stack totals (see ztrace.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, (ZT_SHIST_KINDS * ZT_HIST_BUCKETS));
+	__type(key, __u32);
+	__type(value, struct zt_sample_slot);
+} sample_hist SEC(".maps");
+
+/* Sized like stack_totals in sampled mode, to 1 otherwise. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, ZT_DEFAULT_MAX_STACKS + 1);
+	__type(key, __u32);
+	__type(value, struct zt_sample_totals);
+} sample_totals SEC(".maps");
+
 #define ADD(field, val) __sync_fetch_and_add(&(field), (val))
 
 static __always_inline bool is_target(void)
@@ -193,6 +209,55 @@ static __always_inline void hist_add(__u32 kind, __u64 bytes, __u64 usable)
 	ADD(slot->frag, usable > bytes ? usable - bytes : 0);
 }
 
+/* The blocks a sample stands for, in thousandths: weight / requested. */
+static __always_inline __u64 sample_milli(__u64 requested, __u64 weight)
+{
+	return weight * ZT_MILLI / (requested ? requested : 1);
+}
+
+static __always_inline void sample_hist_add(__u32 kind, __u64 requested,
+					    __u64 weight)
+{
+	struct zt_sample_slot *slot;
+	__u32 key;
+
+	key = kind * ZT_HIST_BUCKETS + log2_bucket(requested);
+	slot = bpf_map_lookup_elem(&sample_hist, &key);
+	if (!slot)
+		return;
+	ADD(slot->samples, 1);
+	ADD(slot->requested, requested);
+	ADD(slot->weight, weight);
+	ADD(slot->count_milli, sample_milli(requested, weight));
+}
+
+static __always_inline struct zt_sample_totals *
+get_sample_totals(struct zt_counters *c, __u32 stack_id)
+{
+	static const struct zt_sample_totals zero_totals;
+	struct zt_sample_totals *t;
+
+	t = bpf_map_lookup_elem(&sample_totals, &stack_id);
+	if (t)
+		return t;
+	bpf_map_update_elem(&sample_totals, &stack_id, &zero_totals,
+			    BPF_NOEXIST);
+	t = bpf_map_lookup_elem(&sample_totals, &stack_id);
+	if (!t)
+		ADD(c->drop_totals_full, 1);
+	return t;
+}
+
+/* A sample enters (n = 1) or leaves (n = -1) the live figures of a stack. */
+static __always_inline void sample_live_add(struct zt_sample_totals *t,
+					    __s64 n, __u64 requested,
+					    __u64 weight)
+{
+	ADD(t->live_samples, n);
+	ADD(t->live_weight, n * (__s64)weight);
+	ADD(t->live_count_milli, n * (__s64)sample_milli(requested, weight));
+}
+
 static __always_inline struct zt_stack_totals *get_totals(struct zt_counters *c,
 							  __u32 stack_id)
 {
@@ -225,12 +290,26 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 	return ZT_STACK_NONE;
 }
 
-/* Account a tracked block that is leaving (freed, moved, or stale). */
+/*
+ * Account a tracked block that is leaving (freed, moved, or stale). SAMPLED
+ * is a constant at every call: the sampled programs keep their own maps.
+ */
 static __always_inline void account_leave(struct zt_counters *c,
-					  const struct zt_block *b)
+					  const struct zt_block *b,
+					  bool sampled)
 {
+	struct zt_sample_totals *st;
 	struct zt_stack_totals *t;
 
+	if (sampled) {
+		sample_hist_add(ZT_SHIST_FREE, b->requested, b->weight);
+		if (!capture_stacks)
+			return;
+		st = bpf_map_lookup_elem(&sample_totals, &b->stack_id);
+		if (st)
+			sample_live_add(st, -1, b->requested, b->weight);
+		return;
+	}
 	hist_add(ZT_HIST_FREE, b->requested, b->usable);
 	if (!capture_stacks)
 		return;
@@ -320,12 +399,16 @@ static __always_inline struct zt_block *live_claim(struct zt_live_bucket *b,
  * that had it was missed (a realloc releases its old block before its probe
  * fires, so another thread can be handed that address first): the stale
  * block leaves, counted as a missed free, and the new one takes its way.
+ * With SAMPLED (a constant), USABLE is the sample's weight and the figures
+ * go to the sampled maps.
  */
 static __always_inline void block_enter(struct pt_regs *ctx,
 					struct zt_counters *c, __u64 ptr,
-					__u64 requested, __u64 usable)
+					__u64 requested, __u64 usable,
+					bool sampled)
 {
 	struct zt_live_bucket *b1, *b2, *bk;
+	struct zt_sample_totals *st = NULL;
 	struct zt_stack_totals *t = NULL;
 	struct zt_block *blk;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -333,11 +416,23 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	__u64 ts = 0;
 	int w;
 
-	hist_add(ZT_HIST_ALLOC, requested, usable);
+	if (sampled)
+		sample_hist_add(ZT_SHIST_ALLOC, requested, usable);
+	else
+		hist_add(ZT_HIST_ALLOC, requested, usable);
 	if (capture_stacks) {
 		/* Only leaks needs ages; hist and stat spare the clock. */
 		ts = bpf_ktime_get_ns();
 		stack_id = get_stack(ctx, c);
+	}
+	if (capture_stacks && sampled) {
+		st = get_sample_totals(c, stack_id);
+		if (st) {
+			ADD(st->samples, 1);
+			ADD(st->weight, usable);
+			ADD(st->count_milli, sample_milli(requested, usable));
+		}
+	} else if (capture_stacks) {
 		t = get_totals(c, stack_id);
 		if (t) {
 			ADD(t->allocs, 1);
@@ -350,7 +445,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	if (blk) {
 		ADD(c->missed_frees, 1);
 		ADD(c->missed_free_bytes, blk->requested);
-		account_leave(c, blk);
+		account_leave(c, blk, sampled);
 		flags = ZT_BLOCK_REPLACED;
 		prev_tid = blk->tid;
 	} else {
@@ -377,6 +472,8 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 		ADD(t->live_blocks, 1);
 		ADD(t->live_bytes, requested);
 	}
+	if (st)
+		sample_live_add(st, 1, requested, usable);
 }
 
 /*
@@ -386,7 +483,8 @@ static __always_inline void block_enter(struct pt_regs *ctx,
  * keep the new owner's entry.
  */
 static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
-					__u64 usable, __u32 realloc_tid)
+					__u64 usable, __u32 realloc_tid,
+					bool sampled)
 {
 	struct zt_live_bucket *b1, *b2, *bk;
 	struct zt_block *b;
@@ -394,6 +492,11 @@ static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 
 	live_buckets(ptr, &b1, &b2);
 	b = live_find(ptr, b1, b2, &bk, &w);
+	if (!b && sampled) {
+		ADD(c->untracked_sample_frees, 1);
+		ADD(c->untracked_sample_weight, usable);
+		return;
+	}
 	if (!b) {
 		ADD(c->untracked_frees, 1);
 		ADD(c->untracked_free_bytes, usable);
@@ -406,7 +509,7 @@ static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 		ADD(c->realloc_races, 1);
 		return;
 	}
-	account_leave(c, b);
+	account_leave(c, b, sampled);
 	WRITE_ONCE(bk->ptr[w & (ZT_LIVE_WAYS - 1)], 0);
 }
 
@@ -417,7 +520,7 @@ static __always_inline int on_alloc(struct pt_regs *ctx, __u64 ptr,
 
 	if (!c)
 		return 0;
-	block_enter(ctx, c, ptr, requested, usable);
+	block_enter(ctx, c, ptr, requested, usable, false);
 	return 0;
 }
 
@@ -427,7 +530,7 @@ static __always_inline int on_free(__u64 ptr, __u64 usable)
 
 	if (!c)
 		return 0;
-	block_leave(c, ptr, usable, 0);
+	block_leave(c, ptr, usable, 0, false);
 	return 0;
 }
 
@@ -442,8 +545,9 @@ static __always_inline int on_realloc(struct pt_regs *ctx, __u64 old, __u64 new,
 	ADD(c->reallocs, 1);
 	if (old == new)
 		ADD(c->reallocs_inplace, 1);
-	block_leave(c, old, old_usable, (__u32)bpf_get_current_pid_tgid());
-	block_enter(ctx, c, new, requested, new_usable);
+	block_leave(c, old, old_usable, (__u32)bpf_get_current_pid_tgid(),
+		    false);
+	block_enter(ctx, c, new, requested, new_usable, false);
 	return 0;
 }
 
@@ -512,6 +616,43 @@ int zt_oom(struct pt_regs *ctx)
 	if (!is_target() || read_args(ctx, a, 1))
 		return 0;
 	return on_oom(a[0]);
+}
+
+/*
+ * Sampled mode: one program hit per sampled block. sample_free repeats the
+ * weight, but the tracked block's own weight and size are what leave, so
+ * that the live figures go back to exactly zero.
+ */
+SEC("usdt")
+int zt_sample_alloc(struct pt_regs *ctx)
+{
+	struct zt_counters *c;
+	__u64 a[4];
+
+	if (!is_target() || read_args(ctx, a, 4))
+		return 0;
+	c = get_counters();
+	if (!c)
+		return 0;
+	ADD(c->sample_alloc_hits, 1);
+	block_enter(ctx, c, a[0], a[1], a[3], true);
+	return 0;
+}
+
+SEC("usdt")
+int zt_sample_free(struct pt_regs *ctx)
+{
+	struct zt_counters *c;
+	__u64 a[3];
+
+	if (!is_target() || read_args(ctx, a, 3))
+		return 0;
+	c = get_counters();
+	if (!c)
+		return 0;
+	ADD(c->sample_free_hits, 1);
+	block_leave(c, a[0], a[2], 0, true);
+	return 0;
 }
 
 /*

@@ -19,6 +19,18 @@
 #define ZT_HIST_FREE_UNTRACKED 2 /* blocks unknown to ztrace: by usable */
 #define ZT_HIST_KINDS 3
 
+/*
+ * Sampled mode (ztrace --sample): the programs sit on sample_alloc and
+ * sample_free only (include/zmalloc_sampling.h), and every figure is an
+ * estimate: a sample of s requested bytes with weight w stands for w bytes
+ * and w / s blocks. The kernel keeps sums from which user space computes
+ * both exactly: the weights, and w / s in thousandths of a block.
+ */
+#define ZT_SHIST_ALLOC 0 /* sample_alloc, by requested size */
+#define ZT_SHIST_FREE 1 /* sample_free of a block sampled since attach */
+#define ZT_SHIST_KINDS 2
+#define ZT_MILLI 1000
+
 /* Stack id of blocks whose allocating stack could not be recorded. */
 #define ZT_STACK_NONE 0xffffffffU
 
@@ -51,7 +63,10 @@ struct zt_hist_slot {
 /* A tracked block, in a way of the live table. */
 struct zt_block {
 	__u64 requested;
-	__u64 usable;
+	union {
+		__u64 usable; /* exact probes */
+		__u64 weight; /* sampled mode: the bytes the sample stands for */
+	};
 	__u64 ts_ns; /* bpf_ktime_get_ns() at allocation */
 	__u32 tid;
 	__u32 stack_id; /* ZT_STACK_NONE when not recorded */
@@ -72,6 +87,24 @@ struct zt_stack_totals {
 	__u64 bytes; /* requested bytes allocated */
 	__s64 live_blocks; /* per CPU parts may be negative; sum them */
 	__s64 live_bytes; /* requested bytes still live */
+};
+
+/* One sample_hist slot: key = kind * ZT_HIST_BUCKETS + bucket; per CPU. */
+struct zt_sample_slot {
+	__u64 samples;
+	__u64 requested; /* requested bytes of the samples themselves */
+	__u64 weight; /* sum of weights: the estimated bytes */
+	__u64 count_milli; /* sum of ZT_MILLI * weight / requested */
+};
+
+/* The sample_totals map's value, per stack id (sampled mode); per CPU. */
+struct zt_sample_totals {
+	__u64 samples;
+	__u64 weight;
+	__u64 count_milli;
+	__s64 live_samples; /* per CPU parts may be negative; sum them */
+	__s64 live_weight;
+	__s64 live_count_milli;
 };
 
 /*
@@ -95,11 +128,15 @@ struct zt_counters {
 	__u64 drop_live_full; /* blocks not tracked: live map full */
 	__u64 drop_live_error; /* blocks not tracked: other update error */
 	__u64 drop_live_bytes; /* requested bytes of blocks not tracked */
-	__u64 drop_live_usable; /* their usable bytes */
+	__u64 drop_live_usable; /* their usable bytes (sampled: weights) */
 	__u64 drop_stack_collision; /* stack id bucket held another stack */
 	__u64 drop_stack_error; /* user stack could not be walked or stored */
 	__u64 drop_totals_full; /* stack_totals map full */
 	__u64 drop_args; /* probe hits whose arguments could not be read */
+	__u64 sample_alloc_hits; /* sampled mode: probe hits, counted apart */
+	__u64 sample_free_hits;
+	__u64 untracked_sample_frees; /* of blocks not sampled since attach */
+	__u64 untracked_sample_weight; /* their weights */
 };
 
 #endif /* ZTRACE_H */
