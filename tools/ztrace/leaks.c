@@ -7,14 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "export.h"
 #include "json.h"
+#include "leaks.h"
 #include "modes.h"
 #include "output.h"
 #include "report.h"
 #include "session.h"
 
-/* Symbolize every stack not yet done: called about once a second. */
-static void leaks_refresh(struct zt_session *s)
+void leaks_refresh(struct zt_session *s)
 {
 	__u64 ips[ZT_MAX_STACK_DEPTH];
 	bool refreshed = false;
@@ -39,8 +40,7 @@ static void leaks_refresh(struct zt_session *s)
 	free(ids);
 }
 
-static const struct zt_sym_stack *leak_stack(struct zt_session *s,
-					     __u32 stack_id)
+const struct zt_sym_stack *leak_stack(struct zt_session *s, __u32 stack_id)
 {
 	__u64 ips[ZT_MAX_STACK_DEPTH];
 	int n;
@@ -182,6 +182,8 @@ static void leaks_report(struct zt_session *s, bool final)
 	report_text_end(s);
 out_free:
 	leak_set_free(&set);
+	if (export_wanted())
+		export_write(s, min_age_ns);
 }
 
 static const struct zt_mode_ops leaks_ops = {

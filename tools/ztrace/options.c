@@ -27,6 +27,9 @@ enum {
 	OPT_MAX_BLOCKS,
 	OPT_MAX_STACKS,
 	OPT_STACK_DEPTH,
+	OPT_PPROF,
+	OPT_FOLDED,
+	OPT_SVG,
 };
 
 static const struct option long_opts[] = {
@@ -42,6 +45,9 @@ static const struct option long_opts[] = {
 	{ "max-blocks", required_argument, NULL, OPT_MAX_BLOCKS },
 	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
 	{ "stack-depth", required_argument, NULL, OPT_STACK_DEPTH },
+	{ "pprof", required_argument, NULL, OPT_PPROF },
+	{ "folded", required_argument, NULL, OPT_FOLDED },
+	{ "svg", required_argument, NULL, OPT_SVG },
 	{},
 };
 
@@ -57,6 +63,7 @@ void print_usage(void)
 		"  hist    per-size log2 histograms of allocations and frees\n"
 		"  leaks   stacks holding outstanding blocks, largest first\n"
 		"  stat    event, live-block and drop counters\n"
+		"  record  write the heap as pprof, folded stacks or SVG flame graph\n"
 		"  noop    attach programs that do nothing (the tracing floor)\n"
 		"  help    this text; 'ztrace COMMAND --help' for a command\n"
 		"\n"
@@ -80,6 +87,14 @@ static void print_mode_help(enum zt_mode mode)
 		[ZT_MODE_NOOP] =
 			"Attach BPF programs that do nothing to the same probes: the\n"
 			"cost floor of any uprobe-based tracer. Reports nothing.\n",
+		[ZT_MODE_RECORD] =
+			"Record the heap by allocating stack until the target exits,\n"
+			"-d elapses or ^C (and at every -i), as a gzipped pprof profile\n"
+			"(-o FILE.pb.gz), folded stacks or an SVG flame graph.\n",
+		[ZT_MODE_TOP] =
+			"A full-screen live view, refreshed each second: used_memory,\n"
+			"RSS and live bytes with their history, the size histogram and\n"
+			"the stacks holding the most. Keys: s sort, p pause, q quit.\n",
 	};
 
 	fprintf(stderr,
@@ -109,6 +124,12 @@ static void print_mode_help(enum zt_mode mode)
 			"      --stack-depth N  frames per stack, at most %u (default %u)\n",
 			ZT_DEFAULT_MAX_STACKS, ZT_MAX_STACK_DEPTH,
 			ZT_DEFAULT_STACK_DEPTH);
+	if (mode == ZT_MODE_LEAKS || mode == ZT_MODE_RECORD)
+		fprintf(stderr,
+			"Exports (live bytes by allocating stack):\n"
+			"      --pprof FILE     gzipped pprof heap profile (record: -o FILE)\n"
+			"      --folded FILE    folded stacks, for flame-graph tools\n"
+			"      --svg FILE       interactive SVG flame graph\n");
 	fprintf(stderr, "\nSee ztrace(8).\n");
 }
 
@@ -184,6 +205,15 @@ static int parse_one(int opt, const char *arg)
 	case OPT_STACK_DEPTH:
 		return parse_u32("--stack-depth", arg, 1, ZT_MAX_STACK_DEPTH,
 				 &env.stack_depth);
+	case OPT_PPROF:
+		env.pprof = arg;
+		return 0;
+	case OPT_FOLDED:
+		env.folded = arg;
+		return 0;
+	case OPT_SVG:
+		env.svg = arg;
+		return 0;
 	}
 	return -EINVAL;
 }

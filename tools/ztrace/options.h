@@ -15,6 +15,8 @@ enum zt_mode {
 	ZT_MODE_LEAKS,
 	ZT_MODE_STAT,
 	ZT_MODE_NOOP,
+	ZT_MODE_RECORD,
+	ZT_MODE_TOP,
 };
 
 struct zt_env {
@@ -31,6 +33,9 @@ struct zt_env {
 	__u32 stack_depth;
 	bool json;
 	const char *output; /* -o; NULL: stdout */
+	const char *pprof; /* --pprof FILE (record: -o FILE) */
+	const char *folded; /* --folded FILE */
+	const char *svg; /* --svg FILE */
 	int verbose;
 };
 
