@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "collect.h"
+#include "estimate.h"
 #include "options.h"
 #include "output.h"
 #include "probes.h"
@@ -79,10 +80,29 @@ static void derive(struct zt_snapshot *s)
 			 c->drop_live_usable;
 }
 
+static int collect_sample_hist(const struct zt_probes *p,
+			       struct zt_snapshot *s)
+{
+	int fd = bpf_map__fd(p->skel->maps.sample_hist);
+	__u32 key, kind, b;
+	int err = 0;
+
+	for (kind = 0; !err && kind < ZT_SHIST_KINDS; kind++) {
+		for (b = 0; !err && b < ZT_HIST_BUCKETS; b++) {
+			key = kind * ZT_HIST_BUCKETS + b;
+			err = lookup_percpu_sum(fd, &key, &s->shist[kind][b],
+						sizeof(s->shist[kind][b]),
+						p->ncpus);
+		}
+	}
+	return err;
+}
+
 int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
 {
 	int cfd = bpf_map__fd(p->skel->maps.counters);
 	int hfd = bpf_map__fd(p->skel->maps.hist);
+	struct zt_prog_stats st;
 	__u32 key, kind, b;
 	int err;
 
@@ -97,10 +117,15 @@ int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
 						p->ncpus);
 		}
 	}
+	if (!err && p->sampled)
+		err = collect_sample_hist(p, s);
 	if (err)
 		p_err("cannot read the BPF counters: %s", strerror(-err));
 	derive(s);
-	s->prog_missed = probes_missed(p);
+	probes_stats(p, &st);
+	s->prog_missed = st.missed;
+	s->prog_run_ns = st.run_ns;
+	s->prog_run_cnt = st.run_cnt;
 	return err;
 }
 
@@ -146,6 +171,8 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 	if (age < min_age_ns) {
 		ix->set->young_blocks++;
 		ix->set->young_bytes += b->requested;
+		if (ix->set->sampled)
+			ix->set->young_est_bytes += b->weight;
 		return 0;
 	}
 	l = leak_slot(ix, b->stack_id);
@@ -155,9 +182,16 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 		l->oldest_ns = b->ts_ns;
 	l->blocks++;
 	l->bytes += b->requested;
-	l->usable += b->usable;
 	ix->set->blocks++;
 	ix->set->bytes += b->requested;
+	if (!ix->set->sampled) {
+		l->usable += b->usable;
+		return 0;
+	}
+	l->est_bytes += b->weight;
+	l->est_milli += est_milli(b->requested, b->weight);
+	ix->set->est_bytes += b->weight;
+	ix->set->est_milli += est_milli(b->requested, b->weight);
 	return 0;
 }
 
@@ -190,6 +224,38 @@ static int read_live(const struct bpf_map *map, struct leak_index *ix,
 	return err;
 }
 
+/* Per-stack estimates from sample_totals, which sampled mode keeps. */
+static void read_sample_totals(const struct zt_probes *p,
+			       struct zt_leak_set *set)
+{
+	int fd = bpf_map__fd(p->skel->maps.sample_totals);
+	struct zt_sample_totals t;
+	size_t i;
+
+	for (i = 0; p->stacks && i < set->n; i++) {
+		struct zt_leak *l = &set->v[i];
+
+		if (lookup_percpu_sum(fd, &l->stack_id, &t, sizeof(t),
+				      p->ncpus))
+			continue;
+		l->total_allocs = t.samples;
+		l->total_bytes = t.weight;
+		l->total_est_milli = t.count_milli;
+		l->total_live_blocks = t.live_samples;
+		l->total_live_bytes = t.live_weight;
+		l->total_live_est_milli = t.live_count_milli;
+	}
+}
+
+static int by_est_bytes_desc(const void *a, const void *b)
+{
+	const struct zt_leak *x = a, *y = b;
+
+	if (x->est_bytes != y->est_bytes)
+		return x->est_bytes < y->est_bytes ? 1 : -1;
+	return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+}
+
 static int by_bytes_desc(const void *a, const void *b)
 {
 	const struct zt_leak *x = a, *y = b;
@@ -211,6 +277,7 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 	int err;
 
 	memset(set, 0, sizeof(*set));
+	set->sampled = p->sampled;
 	/* Stack ids index a table of max_entries rounded up to a power of 2. */
 	ix.nids = 1;
 	while (ix.nids < bpf_map__max_entries(p->skel->maps.stacks))
@@ -226,6 +293,11 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 		p_err("cannot read the live blocks map: %s", strerror(-err));
 		leak_set_free(set);
 		return err;
+	}
+	if (p->sampled) {
+		read_sample_totals(p, set);
+		qsort(set->v, set->n, sizeof(*set->v), by_est_bytes_desc);
+		return 0;
 	}
 	for (i = 0; p->stacks && i < set->n; i++) {
 		if (lookup_percpu_sum(tfd, &set->v[i].stack_id, &t, sizeof(t),
@@ -268,7 +340,9 @@ int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
 
 int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n)
 {
-	int fd = bpf_map__fd(p->skel->maps.stack_totals);
+	const struct bpf_map *map = p->sampled ? p->skel->maps.sample_totals :
+						 p->skel->maps.stack_totals;
+	int fd = bpf_map__fd(map);
 	__u32 key, next, *cur = NULL, *v = NULL;
 	size_t cap = 0;
 

@@ -30,7 +30,11 @@ struct zt_snapshot {
 	struct zt_counters c;
 	struct zt_derived d;
 	struct zt_hist_slot hist[ZT_HIST_KINDS][ZT_HIST_BUCKETS];
+	/* Sampled mode: what the samples stand for (see estimate.h). */
+	struct zt_sample_slot shist[ZT_SHIST_KINDS][ZT_HIST_BUCKETS];
 	unsigned long long prog_missed;
+	unsigned long long prog_run_ns; /* kernel.bpf_stats_enabled=1 */
+	unsigned long long prog_run_cnt;
 
 	/* The target's own figures, read from outside it. */
 	__s64 used_memory;
@@ -51,6 +55,15 @@ struct zt_leak {
 	__u64 total_bytes;
 	__s64 total_live_blocks; /* live now, whatever their age */
 	__s64 total_live_bytes;
+	/*
+	 * Sampled mode: blocks and bytes above count the samples themselves
+	 * (total_* from sample_totals: samples and weights); these are the
+	 * estimates of what they stand for.
+	 */
+	__u64 est_bytes; /* sum of the weights */
+	__u64 est_milli; /* estimated blocks, in thousandths */
+	__u64 total_est_milli; /* blocks allocated since attach, likewise */
+	__s64 total_live_est_milli;
 };
 
 struct zt_leak_set {
@@ -60,6 +73,10 @@ struct zt_leak_set {
 	__u64 bytes;
 	__u64 young_blocks; /* live but younger than --min-age */
 	__u64 young_bytes;
+	bool sampled; /* the figures are samples: see struct zt_leak */
+	__u64 est_bytes; /* sums of v's estimates */
+	__u64 est_milli;
+	__u64 young_est_bytes;
 };
 
 __u64 mono_now_ns(void);

@@ -76,12 +76,102 @@ static void json_window(struct jw *w, const char *key,
 	jw_obj_end(w);
 }
 
+static const char *const sample_kind_names[ZT_SHIST_KINDS] = {
+	[ZT_SHIST_ALLOC] = "alloc",
+	[ZT_SHIST_FREE] = "free",
+};
+
+static const char *const sample_kind_titles[ZT_SHIST_KINDS] = {
+	[ZT_SHIST_ALLOC] = "allocations by requested size",
+	[ZT_SHIST_FREE] = "frees of blocks allocated since attach, by requested size",
+};
+
+/* Sampled mode: out = cur - prev, bucket by bucket (prev may be NULL). */
+static void sample_delta(const struct zt_snapshot *cur,
+			 const struct zt_snapshot *prev, int kind,
+			 struct zt_sample_slot *out)
+{
+	int b;
+
+	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+		out[b] = cur->shist[kind][b];
+		if (!prev)
+			continue;
+		out[b].samples -= prev->shist[kind][b].samples;
+		out[b].requested -= prev->shist[kind][b].requested;
+		out[b].weight -= prev->shist[kind][b].weight;
+		out[b].count_milli -= prev->shist[kind][b].count_milli;
+	}
+}
+
+static void sample_text_window(const struct zt_snapshot *cur,
+			       const struct zt_snapshot *prev,
+			       const char *window)
+{
+	struct zt_sample_slot h[ZT_HIST_BUCKETS];
+	char title[160];
+	int kind;
+
+	for (kind = 0; kind < ZT_SHIST_KINDS; kind++) {
+		sample_delta(cur, prev, kind, h);
+		snprintf(title, sizeof(title), "%s, %s, estimated",
+			 sample_kind_titles[kind], window);
+		sample_hist_print_text(zt_out, title, h);
+	}
+}
+
+static void sample_json_window(struct jw *w, const char *key,
+			       const struct zt_snapshot *cur,
+			       const struct zt_snapshot *prev)
+{
+	struct zt_sample_slot h[ZT_HIST_BUCKETS];
+	int kind;
+
+	jw_obj(w, key);
+	for (kind = 0; kind < ZT_SHIST_KINDS; kind++) {
+		sample_delta(cur, prev, kind, h);
+		sample_hist_print_json(w, sample_kind_names[kind], h);
+	}
+	jw_obj_end(w);
+}
+
+static void sample_hist_report(struct zt_session *s, bool final)
+{
+	bool intervals = env.interval > 0 && s->seq > 0;
+	char window[64];
+	struct jw w;
+
+	if (env.json) {
+		report_json_begin(&w, s, final);
+		jw_obj(&w, "hist");
+		sample_json_window(&w, "since_attach", &s->cur, NULL);
+		sample_json_window(&w, "interval", &s->cur,
+				   s->seq ? &s->prev : NULL);
+		jw_obj_end(&w);
+		report_json_end(&w, s);
+		return;
+	}
+	report_text_begin(s, final);
+	if (env.interval > 0) {
+		snprintf(window, sizeof(window), "last %.2f s",
+			 (s->cur.mono_ns - s->prev.mono_ns) / 1e9);
+		sample_text_window(&s->cur, intervals ? &s->prev : NULL,
+				   window);
+	}
+	sample_text_window(&s->cur, NULL, "since attach");
+	report_text_end(s);
+}
+
 static void hist_report(struct zt_session *s, bool final)
 {
 	bool intervals = env.interval > 0 && s->seq > 0;
 	char window[64];
 	struct jw w;
 
+	if (env.sample) {
+		sample_hist_report(s, final);
+		return;
+	}
 	if (env.json) {
 		report_json_begin(&w, s, final);
 		jw_obj(&w, "hist");

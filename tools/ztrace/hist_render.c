@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "estimate.h"
 #include "hist_render.h"
 #include "json.h"
 
@@ -130,6 +131,94 @@ void hist_print_json(struct jw *w, const char *key,
 		jw_u64(w, "count", h[b].count);
 		jw_u64(w, "bytes", h[b].bytes);
 		jw_u64(w, "frag", h[b].frag);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
+struct zt_sample_slot sample_hist_total(const struct zt_sample_slot *h)
+{
+	struct zt_sample_slot t = {};
+	int b;
+
+	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+		t.samples += h[b].samples;
+		t.requested += h[b].requested;
+		t.weight += h[b].weight;
+		t.count_milli += h[b].count_milli;
+	}
+	return t;
+}
+
+void sample_hist_print_text(FILE *f, const char *title,
+			    const struct zt_sample_slot *h)
+{
+	struct zt_sample_slot t = sample_hist_total(h);
+	__u64 max_count = 0, max_bytes = 0;
+	int b, first = -1, last = -1;
+	char label[48], num[32];
+
+	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+		if (!h[b].samples)
+			continue;
+		if (first < 0)
+			first = b;
+		last = b;
+		if (h[b].count_milli > max_count)
+			max_count = h[b].count_milli;
+		if (h[b].weight > max_bytes)
+			max_bytes = h[b].weight;
+	}
+	fprintf(f, "\n  @%s: ~%llu blocks, ~%llu bytes (est. from %llu samples)\n",
+		title, (unsigned long long)est_count(t.count_milli),
+		(unsigned long long)t.weight, (unsigned long long)t.samples);
+	if (first < 0) {
+		fprintf(f, "  (none)\n");
+		return;
+	}
+	fprintf(f, "  %-14s %10s %-18s %12s %-18s %8s\n", "size", "~count", "",
+		"~bytes", "", "samples");
+	for (b = first; b <= last; b++) {
+		bucket_label(b, label, sizeof(label));
+		snprintf(num, sizeof(num), "~%llu",
+			 (unsigned long long)est_count(h[b].count_milli));
+		fprintf(f, "  %-14s %10s ", label, h[b].samples ? num : "0");
+		bar(f, h[b].count_milli, max_count);
+		snprintf(num, sizeof(num), "~%llu",
+			 (unsigned long long)h[b].weight);
+		fprintf(f, " %12s ", h[b].samples ? num : "0");
+		bar(f, h[b].weight, max_bytes);
+		fprintf(f, " %8llu\n", (unsigned long long)h[b].samples);
+	}
+}
+
+void sample_hist_print_json(struct jw *w, const char *key,
+			    const struct zt_sample_slot *h)
+{
+	struct zt_sample_slot t = sample_hist_total(h);
+	__u64 lo, hi;
+	int b;
+
+	jw_obj(w, key);
+	jw_bool(w, "estimated", true);
+	jw_u64(w, "samples", t.samples);
+	jw_u64(w, "count", est_count(t.count_milli));
+	jw_u64(w, "bytes", t.weight);
+	jw_arr(w, "buckets");
+	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+		if (!h[b].samples)
+			continue;
+		hist_bucket_range(b, &lo, &hi);
+		jw_obj(w, NULL);
+		jw_u64(w, "bucket", b);
+		jw_u64(w, "lo", lo);
+		jw_u64(w, "hi", hi);
+		jw_u64(w, "samples", h[b].samples);
+		jw_u64(w, "count", est_count(h[b].count_milli));
+		jw_u64(w, "count_milli", h[b].count_milli);
+		jw_u64(w, "bytes", h[b].weight);
+		jw_u64(w, "sample_bytes", h[b].requested);
 		jw_obj_end(w);
 	}
 	jw_arr_end(w);

@@ -18,4 +18,11 @@ void hist_print_text(FILE *f, const char *title, const struct zt_hist_slot *h);
 void hist_print_json(struct jw *w, const char *key,
 		     const struct zt_hist_slot *h);
 
+/* Sampled mode: estimated blocks and bytes per bucket, with the samples. */
+struct zt_sample_slot sample_hist_total(const struct zt_sample_slot *h);
+void sample_hist_print_text(FILE *f, const char *title,
+			    const struct zt_sample_slot *h);
+void sample_hist_print_json(struct jw *w, const char *key,
+			    const struct zt_sample_slot *h);
+
 #endif /* ZT_HIST_RENDER_H */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "export.h"
+#include "estimate.h"
 #include "json.h"
 #include "leaks.h"
 #include "modes.h"
@@ -70,13 +71,46 @@ static void text_frame(const struct zt_frame *f)
 	fprintf(zt_out, "\n");
 }
 
+/* --sample: a stack's estimates, and the samples behind them. */
+static void text_sampled_leak(struct zt_session *s, size_t rank,
+			      const struct zt_leak *l)
+{
+	fprintf(zt_out,
+		"  #%zu ~%llu bytes in ~%llu blocks (est. from %llu samples), oldest sample %.2f s; this stack: ~%llu allocs, ~%llu bytes since attach (%llu samples)\n",
+		rank, (unsigned long long)l->est_bytes,
+		(unsigned long long)est_count(l->est_milli),
+		(unsigned long long)l->blocks,
+		(s->cur.mono_ns - l->oldest_ns) / 1e9,
+		(unsigned long long)est_count(l->total_est_milli),
+		(unsigned long long)l->total_bytes,
+		(unsigned long long)l->total_allocs);
+}
+
+static void json_sampled_leak(struct jw *w, const struct zt_leak *l)
+{
+	jw_bool(w, "estimated", true);
+	jw_u64(w, "samples", l->blocks);
+	jw_u64(w, "sample_bytes", l->bytes);
+	jw_u64(w, "bytes", l->est_bytes);
+	jw_u64(w, "blocks", est_count(l->est_milli));
+	jw_u64(w, "stack_samples", l->total_allocs);
+	jw_u64(w, "stack_allocs", est_count(l->total_est_milli));
+	jw_u64(w, "stack_bytes", l->total_bytes);
+	jw_s64(w, "stack_live_samples", l->total_live_blocks);
+	jw_u64(w, "stack_live_blocks", est_count(l->total_live_est_milli));
+	jw_s64(w, "stack_live_bytes", l->total_live_bytes);
+}
+
 static void text_leak(struct zt_session *s, size_t rank,
 		      const struct zt_leak *l)
 {
 	const struct zt_sym_stack *st = leak_stack(s, l->stack_id);
 	int i;
 
-	fprintf(zt_out,
+	if (env.sample)
+		text_sampled_leak(s, rank, l);
+	else
+		fprintf(zt_out,
 		"  #%zu %llu bytes in %llu blocks (%llu usable), oldest %.2f s; this stack: %llu allocs, %llu bytes since attach\n",
 		rank, (unsigned long long)l->bytes,
 		(unsigned long long)l->blocks, (unsigned long long)l->usable,
@@ -123,14 +157,18 @@ static void json_leak(struct jw *w, struct zt_session *s,
 		jw_null(w, "stack_id");
 	else
 		jw_u64(w, "stack_id", l->stack_id);
-	jw_u64(w, "bytes", l->bytes);
-	jw_u64(w, "usable", l->usable);
-	jw_u64(w, "blocks", l->blocks);
 	jw_double(w, "oldest_age_s", (s->cur.mono_ns - l->oldest_ns) / 1e9);
-	jw_u64(w, "stack_allocs", l->total_allocs);
-	jw_u64(w, "stack_bytes", l->total_bytes);
-	jw_s64(w, "stack_live_blocks", l->total_live_blocks);
-	jw_s64(w, "stack_live_bytes", l->total_live_bytes);
+	if (env.sample) {
+		json_sampled_leak(w, l);
+	} else {
+		jw_u64(w, "bytes", l->bytes);
+		jw_u64(w, "usable", l->usable);
+		jw_u64(w, "blocks", l->blocks);
+		jw_u64(w, "stack_allocs", l->total_allocs);
+		jw_u64(w, "stack_bytes", l->total_bytes);
+		jw_s64(w, "stack_live_blocks", l->total_live_blocks);
+		jw_s64(w, "stack_live_bytes", l->total_live_bytes);
+	}
 	jw_s64(w, "frames_dropped", st ? st->dropped : 0);
 	jw_bool(w, "symbolized_live", st && st->resolved);
 	json_frames(w, st);
@@ -155,11 +193,20 @@ static void leaks_report(struct zt_session *s, bool final)
 		report_json_begin(&w, s, final);
 		jw_obj(&w, "leaks");
 		jw_double(&w, "min_age_s", env.min_age);
-		jw_u64(&w, "blocks", set.blocks);
-		jw_u64(&w, "bytes", set.bytes);
+		if (env.sample) {
+			jw_bool(&w, "estimated", true);
+			jw_u64(&w, "samples", set.blocks);
+			jw_u64(&w, "blocks", est_count(set.est_milli));
+			jw_u64(&w, "bytes", set.est_bytes);
+			jw_u64(&w, "young_samples", set.young_blocks);
+			jw_u64(&w, "young_bytes", set.young_est_bytes);
+		} else {
+			jw_u64(&w, "blocks", set.blocks);
+			jw_u64(&w, "bytes", set.bytes);
+			jw_u64(&w, "young_blocks", set.young_blocks);
+			jw_u64(&w, "young_bytes", set.young_bytes);
+		}
 		jw_u64(&w, "stacks", set.n);
-		jw_u64(&w, "young_blocks", set.young_blocks);
-		jw_u64(&w, "young_bytes", set.young_bytes);
 		jw_arr(&w, "top");
 		for (i = 0; i < shown(&set); i++)
 			json_leak(&w, s, &set.v[i]);
@@ -169,7 +216,16 @@ static void leaks_report(struct zt_session *s, bool final)
 		goto out_free;
 	}
 	report_text_begin(s, final);
-	fprintf(zt_out,
+	if (env.sample)
+		fprintf(zt_out,
+			"  leaks      ~%llu blocks, ~%llu bytes outstanding for %.2f s or more (est. from %llu samples), from %zu stacks (~%llu bytes younger, %llu samples)\n",
+			(unsigned long long)est_count(set.est_milli),
+			(unsigned long long)set.est_bytes, env.min_age,
+			(unsigned long long)set.blocks, set.n,
+			(unsigned long long)set.young_est_bytes,
+			(unsigned long long)set.young_blocks);
+	else
+		fprintf(zt_out,
 		"  leaks      %llu blocks, %llu bytes outstanding for %.2f s or more, from %zu stacks (%llu younger blocks, %llu bytes)\n",
 		(unsigned long long)set.blocks, (unsigned long long)set.bytes,
 		env.min_age, set.n, (unsigned long long)set.young_blocks,

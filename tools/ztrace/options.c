@@ -27,6 +27,7 @@ enum {
 	OPT_MAX_BLOCKS,
 	OPT_MAX_STACKS,
 	OPT_STACK_DEPTH,
+	OPT_SAMPLE,
 	OPT_PPROF,
 	OPT_FOLDED,
 	OPT_SVG,
@@ -45,6 +46,7 @@ static const struct option long_opts[] = {
 	{ "max-blocks", required_argument, NULL, OPT_MAX_BLOCKS },
 	{ "max-stacks", required_argument, NULL, OPT_MAX_STACKS },
 	{ "stack-depth", required_argument, NULL, OPT_STACK_DEPTH },
+	{ "sample", optional_argument, NULL, OPT_SAMPLE },
 	{ "pprof", required_argument, NULL, OPT_PPROF },
 	{ "folded", required_argument, NULL, OPT_FOLDED },
 	{ "svg", required_argument, NULL, OPT_SVG },
@@ -111,6 +113,13 @@ static void print_mode_help(enum zt_mode mode)
 		"  -j, --json           one JSON document per report\n"
 		"  -o, --output FILE    write reports to FILE instead of stdout\n"
 		"      --max-blocks N   size the live table for N blocks (default %u)\n"
+		"      --sample[=BYTES] production mode: trace only the blocks the\n"
+		"                       library samples, about one per BYTES\n"
+		"                       allocated (default: the target's rate,\n"
+		"                       524288 unless it set another; K, M, G\n"
+		"                       suffixes); unsampled allocations and frees\n"
+		"                       never enter the kernel, and every figure\n"
+		"                       but used_memory and RSS is an estimate\n"
 		"  -v, --verbose        libbpf messages (twice: debug)\n"
 		"  -h, --help           this text\n",
 		env.mode_name, env.mode_name, what[mode],
@@ -167,6 +176,36 @@ static int parse_u32(const char *opt, const char *arg, unsigned long min,
 	return 0;
 }
 
+/* --sample[=BYTES]: a whole number of bytes, with an optional K, M or G. */
+static int parse_sample(const char *arg)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 0;
+
+	env.sample = true;
+	if (!arg)
+		return 0;
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || end == arg || *end || arg[0] == '-' || v == 0 ||
+	    v > (1ULL << (40 - shift))) {
+		p_err("invalid --sample '%s': give the mean bytes between samples, from 1 to 1T, such as --sample=512K",
+		      arg);
+		return -EINVAL;
+	}
+	env.sample_bytes = v << shift;
+	return 0;
+}
+
 static int parse_one(int opt, const char *arg)
 {
 	__u32 v;
@@ -205,6 +244,8 @@ static int parse_one(int opt, const char *arg)
 	case OPT_STACK_DEPTH:
 		return parse_u32("--stack-depth", arg, 1, ZT_MAX_STACK_DEPTH,
 				 &env.stack_depth);
+	case OPT_SAMPLE:
+		return parse_sample(arg);
 	case OPT_PPROF:
 		env.pprof = arg;
 		return 0;

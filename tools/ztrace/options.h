@@ -31,6 +31,8 @@ struct zt_env {
 	__u32 max_blocks;
 	__u32 max_stacks;
 	__u32 stack_depth;
+	bool sample; /* --sample: the sampled probes, estimates */
+	__u64 sample_bytes; /* --sample=BYTES; 0: the target's rate */
 	bool json;
 	const char *output; /* -o; NULL: stdout */
 	const char *pprof; /* --pprof FILE (record: -o FILE) */

@@ -80,11 +80,14 @@ static void set_prog(struct zt_probes *p, struct bpf_program *prog, bool load)
 static void set_autoload(struct zt_probes *p)
 {
 	struct ztrace_bpf *s = p->skel;
+	bool exact = !p->noop && !p->sampled;
 
-	set_prog(p, s->progs.zt_alloc, !p->noop);
-	set_prog(p, s->progs.zt_free, !p->noop);
-	set_prog(p, s->progs.zt_realloc, !p->noop);
+	set_prog(p, s->progs.zt_alloc, exact);
+	set_prog(p, s->progs.zt_free, exact);
+	set_prog(p, s->progs.zt_realloc, exact);
 	set_prog(p, s->progs.zt_oom, !p->noop);
+	set_prog(p, s->progs.zt_sample_alloc, !p->noop && p->sampled);
+	set_prog(p, s->progs.zt_sample_free, !p->noop && p->sampled);
 	set_prog(p, s->progs.zt_noop, p->noop);
 }
 
@@ -115,9 +118,13 @@ static int size_maps(struct zt_probes *p)
 	if (!err)
 		err = bpf_map__set_value_size(s->maps.stacks,
 					      depth * sizeof(__u64));
+	/* Per-stack totals of one kind: exact, or sampled estimates. */
 	if (!err)
 		err = bpf_map__set_max_entries(s->maps.stack_totals,
-					       nstacks + 1);
+					       p->sampled ? 1 : nstacks + 1);
+	if (!err)
+		err = bpf_map__set_max_entries(s->maps.sample_totals,
+					       p->sampled ? nstacks + 1 : 1);
 	return err;
 }
 
@@ -178,33 +185,64 @@ out_destroy:
 
 void probes_destroy(struct zt_probes *p);
 
-static const char *const probe_names[ZT_NPROBES] = {
+/*
+ * The probes of each mode. Sampled mode leaves alloc, free and realloc
+ * alone: their semaphores stay at zero, so an unsampled allocation or free
+ * never enters the kernel.
+ */
+static const char *const exact_names[] = {
 	ZMALLOC_PROBE_ALLOC,
 	ZMALLOC_PROBE_FREE,
 	ZMALLOC_PROBE_REALLOC,
 	ZMALLOC_PROBE_OOM,
 };
 
+static const char *const sampled_names[] = {
+	ZMALLOC_PROBE_SAMPLE_ALLOC,
+	ZMALLOC_PROBE_SAMPLE_FREE,
+	ZMALLOC_PROBE_OOM,
+};
+
+static int probe_count(const struct zt_probes *p)
+{
+	return p->sampled ? 3 : 4;
+}
+
+static const char *probe_name(const struct zt_probes *p, int i)
+{
+	return p->sampled ? sampled_names[i] : exact_names[i];
+}
+
 static struct bpf_program *probe_prog(struct zt_probes *p, int i)
 {
-	struct bpf_program *progs[ZT_NPROBES] = {
+	struct bpf_program *exact[] = {
 		p->skel->progs.zt_alloc,
 		p->skel->progs.zt_free,
 		p->skel->progs.zt_realloc,
 		p->skel->progs.zt_oom,
 	};
+	struct bpf_program *sampled[] = {
+		p->skel->progs.zt_sample_alloc,
+		p->skel->progs.zt_sample_free,
+		p->skel->progs.zt_oom,
+	};
 
-	return p->noop ? p->skel->progs.zt_noop : progs[i];
+	if (p->noop)
+		return p->skel->progs.zt_noop;
+	return p->sampled ? sampled[i] : exact[i];
 }
 
-static void attach_error(int i, const char *path, pid_t pid, int err)
+static void attach_error(const struct zt_probes *p, int i, const char *path,
+			 pid_t pid, int err)
 {
 	if (err == -ESRCH || err == -ENOENT)
 		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; did the process exit while ztrace attached?",
-		      probe_names[i], path, pid, strerror(-err));
+		      probe_name(p, i), path, pid, strerror(-err));
 	else
-		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; run with -v for libbpf's reason",
-		      probe_names[i], path, pid, strerror(-err));
+		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; run with -v for libbpf's reason%s",
+		      probe_name(p, i), path, pid, strerror(-err),
+		      p->sampled ? " (--sample needs a libzmalloc with the sample_alloc and sample_free probes)" :
+				   "");
 }
 
 /* -EOPNOTSUPP: this kernel has no uprobe_multi; use libbpf's way. */
@@ -213,15 +251,15 @@ static int attach_multi(struct zt_probes *p, pid_t pid, const char *path)
 	__u32 next_spec = 0;
 	int i, fd;
 
-	for (i = 0; i < ZT_NPROBES; i++) {
+	for (i = 0; i < probe_count(p); i++) {
 		fd = usdt_multi_attach(probe_prog(p, i),
 				       p->skel->maps.__bpf_usdt_specs,
 				       &next_spec, pid, path,
-				       ZMALLOC_PROBE_PROVIDER, probe_names[i]);
+				       ZMALLOC_PROBE_PROVIDER, probe_name(p, i));
 		if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS)
 			return -EOPNOTSUPP;
 		if (fd < 0) {
-			attach_error(i, path, pid, fd);
+			attach_error(p, i, path, pid, fd);
 			return fd;
 		}
 		p->multi_fds[i] = fd;
@@ -233,14 +271,14 @@ static int attach_libbpf(struct zt_probes *p, pid_t pid, const char *path)
 {
 	int i, err;
 
-	for (i = 0; i < ZT_NPROBES; i++) {
+	for (i = 0; i < probe_count(p); i++) {
 		p->links[i] = bpf_program__attach_usdt(probe_prog(p, i), pid,
 						       path,
 						       ZMALLOC_PROBE_PROVIDER,
-						       probe_names[i], NULL);
+						       probe_name(p, i), NULL);
 		if (!p->links[i]) {
 			err = -errno;
-			attach_error(i, path, pid, err);
+			attach_error(p, i, path, pid, err);
 			return err;
 		}
 	}
@@ -255,6 +293,7 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 
 	p->stacks = stacks;
 	p->noop = noop;
+	p->sampled = env.sample;
 	p->multi = !(no_multi && !strcmp(no_multi, "1"));
 	if (p->multi) {
 		err = probes_load(p, pid);
@@ -322,23 +361,38 @@ void probes_destroy(struct zt_probes *p)
 	p->skel = NULL;
 }
 
-static unsigned long long prog_missed(struct bpf_program *prog)
+/* Adds what the kernel says of PROG (a program not loaded adds 0). */
+static void prog_stats(struct bpf_program *prog, struct zt_prog_stats *st)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 	int fd = bpf_program__fd(prog);
 
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
-		return 0;
-	return info.recursion_misses;
+		return;
+	st->missed += info.recursion_misses;
+	st->run_ns += info.run_time_ns;
+	st->run_cnt += info.run_cnt;
+}
+
+void probes_stats(const struct zt_probes *p, struct zt_prog_stats *st)
+{
+	struct ztrace_bpf *s = p->skel;
+
+	memset(st, 0, sizeof(*st));
+	prog_stats(s->progs.zt_noop, st);
+	prog_stats(s->progs.zt_alloc, st);
+	prog_stats(s->progs.zt_free, st);
+	prog_stats(s->progs.zt_realloc, st);
+	prog_stats(s->progs.zt_oom, st);
+	prog_stats(s->progs.zt_sample_alloc, st);
+	prog_stats(s->progs.zt_sample_free, st);
 }
 
 unsigned long long probes_missed(const struct zt_probes *p)
 {
-	struct ztrace_bpf *s = p->skel;
+	struct zt_prog_stats st;
 
-	if (p->noop)
-		return prog_missed(s->progs.zt_noop);
-	return prog_missed(s->progs.zt_alloc) + prog_missed(s->progs.zt_free) +
-	       prog_missed(s->progs.zt_realloc) + prog_missed(s->progs.zt_oom);
+	probes_stats(p, &st);
+	return st.missed;
 }

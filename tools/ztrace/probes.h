@@ -21,6 +21,7 @@ struct zt_probes {
 	__u64 live_capacity; /* ways of the live table */
 	bool stacks;
 	bool noop;
+	bool sampled; /* on sample_alloc and sample_free (--sample) */
 	bool multi; /* attached through uprobe_multi (usdt_multi.c) */
 };
 
@@ -28,7 +29,7 @@ void probes_init(struct zt_probes *p);
 int probes_check_system(void);
 /*
  * Load the programs for process TGID and attach them to the zmalloc probes
- * of PATH in process PID: through one uprobe_multi link per probe where
+ * of PATH in process PID (the sampled ones with env.sample): through one uprobe_multi link per probe where
  * the kernel has them (unless ZTRACE_NO_UPROBE_MULTI=1), else libbpf's
  * per-site USDT attachment.
  */
@@ -37,6 +38,14 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 void probes_detach(struct zt_probes *p);
 void probes_destroy(struct zt_probes *p);
 
+/* What the kernel counts of our programs, summed over them. */
+struct zt_prog_stats {
+	unsigned long long missed; /* runs skipped (recursion) */
+	unsigned long long run_ns; /* with kernel.bpf_stats_enabled=1 */
+	unsigned long long run_cnt;
+};
+
+void probes_stats(const struct zt_probes *p, struct zt_prog_stats *st);
 /* Runs of our programs the kernel skipped (recursion), summed. */
 unsigned long long probes_missed(const struct zt_probes *p);
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "estimate.h"
 #include "json.h"
 #include "output.h"
 #include "report.h"
@@ -121,14 +122,75 @@ static void text_drops(const struct zt_snapshot *n)
 		  n->prog_missed, "");
 }
 
+/* Samples the target dropped since tracing began (its region was full). */
+static __u64 samples_lost(const struct zt_session *s)
+{
+	const struct zt_sample_ctl *sc = &s->sc;
+
+	return env.sample && sc->have_base ? sc->lost - sc->lost_base : 0;
+}
+
+static bool session_incomplete(const struct zt_session *s)
+{
+	return report_incomplete(&s->cur) || samples_lost(s);
+}
+
+static void text_rate(const struct zt_session *s)
+{
+	const struct zt_sample_ctl *sc = &s->sc;
+
+	if (sc->err && !sc->mean_bytes)
+		fprintf(zt_out, "  sampling   rate n/a (%s)", strerror(-sc->err));
+	else
+		fprintf(zt_out,
+			"  sampling   one sample per %llu bytes allocated on average (%s)",
+			(unsigned long long)sc->mean_bytes,
+			sc->set_bytes || env.sample_bytes ? "set by ztrace" :
+							    "the target's rate");
+}
+
+/* Sampled mode's events and live figures: estimates, with their samples. */
+static void text_sampled(struct zt_session *s)
+{
+	const struct zt_snapshot *n = &s->cur;
+	const struct zt_counters *c = &n->c;
+	struct zt_estimates e;
+
+	estimate_totals(n, &e);
+	text_rate(s);
+	fprintf(zt_out, ", %llu samples, %llu lost by the target\n",
+		(unsigned long long)(e.alloc_samples + e.free_samples),
+		(unsigned long long)samples_lost(s));
+	fprintf(zt_out,
+		"  events     ~%llu allocs, ~%llu frees (est. from %llu and %llu samples), %llu ooms\n",
+		(unsigned long long)e.allocs, (unsigned long long)e.frees,
+		(unsigned long long)e.alloc_samples,
+		(unsigned long long)e.free_samples,
+		(unsigned long long)c->ooms);
+	fprintf(zt_out,
+		"  live       ~%lld bytes in ~%llu blocks allocated since attach (est. from %lld live samples)\n",
+		(long long)e.live_bytes, (unsigned long long)e.live_blocks,
+		(long long)e.live_samples);
+	text_target(s);
+	fprintf(zt_out,
+		"  untracked  %llu sampled frees of blocks sampled before attach (~%llu bytes)\n",
+		(unsigned long long)c->untracked_sample_frees,
+		(unsigned long long)c->untracked_sample_weight);
+	if (samples_lost(s))
+		fprintf(zt_out,
+			"  drops      %llu samples lost by the target: its sample region was full; estimates are low\n",
+			(unsigned long long)samples_lost(s));
+}
+
 void report_text_begin(struct zt_session *s, bool final)
 {
 	const struct zt_snapshot *n = &s->cur, *p = &s->prev;
 	const struct zt_counters *c = &n->c;
 	char buf[128];
 
-	fprintf(zt_out, "==> ztrace %s: PID %d (%s), %.2f s since attach",
-		env.mode_name, s->target.pid, s->target.comm,
+	fprintf(zt_out, "==> ztrace %s%s: PID %d (%s), %.2f s since attach",
+		env.mode_name, env.sample ? " --sample" : "", s->target.pid,
+		s->target.comm,
 		secs(n->mono_ns - s->attach_ns));
 	if (s->seq && !final)
 		fprintf(zt_out, ", interval %.2f s",
@@ -137,6 +199,11 @@ void report_text_begin(struct zt_session *s, bool final)
 		fprintf(zt_out, ", final report: %s",
 			end_text(s, buf, sizeof(buf)));
 	fprintf(zt_out, "\n");
+	if (env.sample) {
+		text_sampled(s);
+		text_drops(n);
+		return;
+	}
 	fprintf(zt_out,
 		"  events     %llu allocs, %llu frees, %llu reallocs (%llu in place), %llu ooms\n",
 		(unsigned long long)n->d.allocs, (unsigned long long)n->d.frees,
@@ -165,7 +232,7 @@ void report_text_begin(struct zt_session *s, bool final)
 
 void report_text_end(struct zt_session *s)
 {
-	if (report_incomplete(&s->cur))
+	if (session_incomplete(s))
 		fprintf(zt_out,
 			"  INCOMPLETE: some events were not recorded (see drops); figures above count only what was\n");
 	fprintf(zt_out, "\n");
@@ -204,6 +271,80 @@ static void json_target(struct jw *w, struct zt_session *s)
 	jw_obj_end(w);
 }
 
+static void json_drops(struct jw *w, const struct zt_session *s)
+{
+	const struct zt_snapshot *n = &s->cur;
+	const struct zt_counters *c = &n->c;
+
+	jw_obj(w, "drops");
+	jw_u64(w, "live_map_full", c->drop_live_full);
+	jw_u64(w, "live_map_error", c->drop_live_error);
+	jw_u64(w, "untracked_bytes", c->drop_live_bytes);
+	jw_u64(w, "untracked_usable", c->drop_live_usable);
+	jw_u64(w, "stack_collision", c->drop_stack_collision);
+	jw_u64(w, "stack_error", c->drop_stack_error);
+	jw_u64(w, "stack_totals_full", c->drop_totals_full);
+	jw_u64(w, "args_unreadable", c->drop_args);
+	jw_u64(w, "prog_missed", n->prog_missed);
+	if (env.sample)
+		jw_u64(w, "samples_lost", samples_lost(s));
+	jw_obj_end(w);
+	jw_bool(w, "complete", !session_incomplete(s));
+	jw_obj(w, "bpf");
+	jw_u64(w, "run_time_ns", n->prog_run_ns);
+	jw_u64(w, "run_cnt", n->prog_run_cnt);
+	jw_obj_end(w);
+}
+
+/* Sampled mode: the same keys, estimated, each with its samples. */
+static void json_sampled(struct jw *w, const struct zt_session *s)
+{
+	const struct zt_snapshot *n = &s->cur;
+	const struct zt_sample_ctl *sc = &s->sc;
+	const struct zt_counters *c = &n->c;
+	struct zt_estimates e;
+
+	estimate_totals(n, &e);
+	jw_obj(w, "sampling");
+	if (sc->err && !sc->mean_bytes)
+		jw_null(w, "mean_bytes");
+	else
+		jw_u64(w, "mean_bytes", sc->mean_bytes);
+	jw_bool(w, "rate_set_by_ztrace", sc->set_bytes || env.sample_bytes);
+	jw_u64(w, "lost", sc->lost);
+	jw_u64(w, "lost_since_attach", samples_lost(s));
+	jw_u64(w, "sample_alloc_hits", c->sample_alloc_hits);
+	jw_u64(w, "sample_free_hits", c->sample_free_hits);
+	jw_obj_end(w);
+	jw_obj(w, "events");
+	jw_bool(w, "estimated", true);
+	jw_u64(w, "samples", e.alloc_samples + e.free_samples);
+	jw_u64(w, "allocs", e.allocs);
+	jw_u64(w, "alloc_samples", e.alloc_samples);
+	jw_u64(w, "alloc_bytes", e.alloc_bytes);
+	jw_u64(w, "frees", e.frees);
+	jw_u64(w, "free_samples", e.free_samples);
+	jw_u64(w, "free_bytes", e.free_bytes);
+	jw_u64(w, "ooms", c->ooms);
+	jw_u64(w, "oom_bytes", c->oom_bytes);
+	jw_obj_end(w);
+	jw_obj(w, "live");
+	jw_bool(w, "estimated", true);
+	jw_s64(w, "samples", e.live_samples);
+	jw_u64(w, "blocks", e.live_blocks);
+	jw_s64(w, "bytes", e.live_bytes);
+	jw_obj_end(w);
+	jw_obj(w, "untracked_frees");
+	jw_u64(w, "samples", c->untracked_sample_frees);
+	jw_u64(w, "weight", c->untracked_sample_weight);
+	jw_obj_end(w);
+	jw_obj(w, "missed_frees");
+	jw_u64(w, "count", c->missed_frees);
+	jw_u64(w, "bytes", c->missed_free_bytes);
+	jw_obj_end(w);
+	json_drops(w, s);
+}
+
 static void json_counters(struct jw *w, const struct zt_snapshot *n)
 {
 	const struct zt_counters *c = &n->c;
@@ -230,18 +371,6 @@ static void json_counters(struct jw *w, const struct zt_snapshot *n)
 	jw_u64(w, "bytes", c->missed_free_bytes);
 	jw_u64(w, "realloc_races", c->realloc_races);
 	jw_obj_end(w);
-	jw_obj(w, "drops");
-	jw_u64(w, "live_map_full", c->drop_live_full);
-	jw_u64(w, "live_map_error", c->drop_live_error);
-	jw_u64(w, "untracked_bytes", c->drop_live_bytes);
-	jw_u64(w, "untracked_usable", c->drop_live_usable);
-	jw_u64(w, "stack_collision", c->drop_stack_collision);
-	jw_u64(w, "stack_error", c->drop_stack_error);
-	jw_u64(w, "stack_totals_full", c->drop_totals_full);
-	jw_u64(w, "args_unreadable", c->drop_args);
-	jw_u64(w, "prog_missed", n->prog_missed);
-	jw_obj_end(w);
-	jw_bool(w, "complete", !report_incomplete(n));
 }
 
 void report_json_begin(struct jw *w, struct zt_session *s, bool final)
@@ -259,8 +388,14 @@ void report_json_begin(struct jw *w, struct zt_session *s, bool final)
 	jw_double(w, "interval_s", secs(n->mono_ns - p->mono_ns));
 	jw_u64(w, "max_blocks", env.max_blocks);
 	jw_u64(w, "live_capacity", s->probes.live_capacity);
+	jw_bool(w, "sampled", env.sample);
 	json_target(w, s);
+	if (env.sample) {
+		json_sampled(w, s);
+		return;
+	}
 	json_counters(w, n);
+	json_drops(w, s);
 }
 
 void report_json_end(struct jw *w, struct zt_session *s)

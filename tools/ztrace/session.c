@@ -28,6 +28,8 @@ static void read_target_figures(struct zt_session *s)
 	s->last_used_memory_err =
 		used_memory_read(&s->um, &s->target, &s->last_used_memory);
 	s->last_rss_err = proc_rss(s->target.pid, &s->last_rss);
+	if (env.sample)
+		sample_ctl_read(&s->sc, &s->target);
 }
 
 static void session_report(struct zt_session *s, bool final)
@@ -78,6 +80,15 @@ static int setup_pid(struct zt_session *s)
 	err = target_open_pid(&s->target, env.pid);
 	if (err)
 		return err;
+	if (env.sample) {
+		sample_ctl_init(&s->sc, &s->target, false);
+		sample_ctl_read(&s->sc, &s->target); /* drops before now */
+	}
+	if (env.sample_bytes) {
+		err = sample_ctl_set(&s->sc, &s->target, env.sample_bytes);
+		if (err)
+			return err;
+	}
 	err = probes_open(&s->probes, s->target.pid, s->target.probe_path,
 			  s->ops->stacks, s->ops->noop);
 	if (err)
@@ -98,6 +109,10 @@ static int setup_cmd(struct zt_session *s)
 	int err;
 
 	err = spawn_prepare(t, env.cmd);
+	if (!err && env.sample)
+		sample_ctl_init(&s->sc, t, true);
+	if (!err && env.sample_bytes)
+		err = sample_ctl_set_env(env.sample_bytes);
 	if (err)
 		return err;
 	err = spawn_start(t, env.cmd);
@@ -286,6 +301,8 @@ int session_run(const struct zt_mode_ops *ops)
 		symbolizer_free(&s.sym);
 out_destroy:
 	probes_destroy(&s.probes);
+	if (!s.target.spawned)
+		sample_ctl_restore(&s.sc, &s.target);
 	target_close(&s.target);
 	close(sfd);
 	sigprocmask(SIG_SETMASK, &old, NULL);

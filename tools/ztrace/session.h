@@ -13,6 +13,7 @@
 #include "collect.h"
 #include "options.h"
 #include "probes.h"
+#include "sample_control.h"
 #include "symbolize.h"
 #include "target.h"
 #include "used_memory.h"
@@ -31,6 +32,7 @@ struct zt_session {
 	struct zt_target target;
 	struct zt_probes probes;
 	struct zt_used_memory um;
+	struct zt_sample_ctl sc; /* with --sample */
 	struct zt_symbolizer sym;
 	struct zt_snapshot prev; /* at the previous report */
 	struct zt_snapshot cur; /* being reported */

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 
+#include "estimate.h"
 #include "hist_render.h"
 #include "json.h"
 #include "modes.h"
@@ -17,6 +18,54 @@ static __u64 kind_bytes(const struct zt_snapshot *s, int kind)
 	return hist_total(s->hist[kind]).bytes;
 }
 
+/* Sampled mode: rates of the estimates, over the last interval. */
+static void sample_stat_report(struct zt_session *s, bool final)
+{
+	double dt = (s->cur.mono_ns - s->prev.mono_ns) / 1e9;
+	struct zt_estimates ec, ep;
+	struct jw w;
+
+	estimate_totals(&s->cur, &ec);
+	estimate_totals(&s->prev, &ep);
+	if (dt <= 0)
+		dt = 1e-9;
+	if (env.json) {
+		report_json_begin(&w, s, final);
+		jw_obj(&w, "stat");
+		jw_bool(&w, "estimated", true);
+		jw_u64(&w, "samples", ec.alloc_samples + ec.free_samples);
+		jw_u64(&w, "alloc_bytes", ec.alloc_bytes);
+		jw_u64(&w, "free_bytes", ec.free_bytes);
+		jw_double(&w, "allocs_per_s", (ec.allocs - ep.allocs) / dt);
+		jw_double(&w, "frees_per_s", (ec.frees - ep.frees) / dt);
+		jw_double(&w, "alloc_bytes_per_s",
+			  (ec.alloc_bytes - ep.alloc_bytes) / dt);
+		jw_double(&w, "samples_per_s",
+			  (ec.alloc_samples + ec.free_samples -
+			   ep.alloc_samples - ep.free_samples) /
+				  dt);
+		jw_obj_end(&w);
+		report_json_end(&w, s);
+		return;
+	}
+	report_text_begin(s, final);
+	fprintf(zt_out,
+		"  bytes      ~%llu allocated, ~%llu freed (est. from %llu and %llu samples)\n",
+		(unsigned long long)ec.alloc_bytes,
+		(unsigned long long)ec.free_bytes,
+		(unsigned long long)ec.alloc_samples,
+		(unsigned long long)ec.free_samples);
+	fprintf(zt_out,
+		"  rates      ~%.0f allocs/s, ~%.0f frees/s, ~%.0f bytes/s, %.1f samples/s over the last %.2f s\n",
+		(ec.allocs - ep.allocs) / dt, (ec.frees - ep.frees) / dt,
+		(ec.alloc_bytes - ep.alloc_bytes) / dt,
+		(ec.alloc_samples + ec.free_samples - ep.alloc_samples -
+		 ep.free_samples) /
+			dt,
+		dt);
+	report_text_end(s);
+}
+
 static void stat_report(struct zt_session *s, bool final)
 {
 	const struct zt_counters *c = &s->cur.c, *p = &s->prev.c;
@@ -27,6 +76,10 @@ static void stat_report(struct zt_session *s, bool final)
 	__u64 dab = ab - kind_bytes(&s->prev, ZT_HIST_ALLOC);
 	struct jw w;
 
+	if (env.sample) {
+		sample_stat_report(s, final);
+		return;
+	}
 	if (dt <= 0)
 		dt = 1e-9;
 	if (env.json) {
