@@ -3,9 +3,12 @@
  * scan_cli.c - drives zscan for the tests: scans PID with the candidates
  * listed in FILE ("cand ADDR REQ USABLE TAG ..." lines, as leaky prints).
  *
- *   scan_cli [-cN] [-n SCANS] [-H MS] PID FILE
+ *   scan_cli [-cNs] [-n SCANS] [-H MS] [-S MS] PID FILE
  *
  *   -c      concurrent mode (one context for all the scans)
+ *   -s      fork snapshot (ZSCAN_F_SNAPSHOT), in either mode
+ *   -S MS   snapshot: once the target runs again, print "snapshot PID
+ *           CHILD" and hold MS milliseconds before scanning the copy
  *   -n N    scan N times (default 1); the verdicts printed are the last's
  *   -H MS   hold the target stopped MS milliseconds, after printing
  *           "stopped" (the signal and SIGKILL tests)
@@ -43,6 +46,16 @@ static void on_stopped(void *arg, pid_t pid)
 	struct timespec ts = { hold_ms / 1000, (hold_ms % 1000) * 1000000L };
 
 	printf("stopped %d\n", (int)pid);
+	fflush(stdout);
+	nanosleep(&ts, NULL);
+}
+
+static void on_snapshot(void *arg, pid_t pid, pid_t child)
+{
+	int ms = (int)(intptr_t)arg;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	printf("snapshot %d %d\n", (int)pid, (int)child);
 	fflush(stdout);
 	nanosleep(&ts, NULL);
 }
@@ -89,14 +102,16 @@ static void print_stats(const struct zscan_stats *st, int round)
 {
 	printf("stats round=%d pause_ns=%llu total_ns=%llu scanned=%llu "
 	       "root=%llu stopped=%llu unreadable=%llu dirty=%llu "
-	       "threads=%u\n",
+	       "threads=%u fork_ns=%llu reap_ns=%llu\n",
 	       round, (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
 	       (unsigned long long)st->root_bytes,
 	       (unsigned long long)st->stopped_bytes,
 	       (unsigned long long)st->unreadable_bytes,
-	       (unsigned long long)st->dirty_bytes, st->threads);
+	       (unsigned long long)st->dirty_bytes, st->threads,
+	       (unsigned long long)st->fork_ns,
+	       (unsigned long long)st->reap_ns);
 }
 
 int main(int argc, char **argv)
@@ -108,7 +123,7 @@ int main(int argc, char **argv)
 	int opt, scans = 1, concurrent = 0, err = 0;
 	pid_t pid;
 
-	while ((opt = getopt(argc, argv, "cn:H:N")) != -1) {
+	while ((opt = getopt(argc, argv, "cn:H:NsS:")) != -1) {
 		switch (opt) {
 		case 'c':
 			concurrent = 1;
@@ -118,6 +133,14 @@ int main(int argc, char **argv)
 			break;
 		case 'N':
 			o.copy_bytes_max = UINT64_MAX;
+			break;
+		case 's':
+			o.flags |= ZSCAN_F_SNAPSHOT;
+			break;
+		case 'S':
+			o.flags |= ZSCAN_F_SNAPSHOT;
+			o.snapshot = on_snapshot;
+			o.snapshot_arg = (void *)(intptr_t)atoi(optarg);
 			break;
 		case 'H':
 			hold_ms = atoi(optarg);
@@ -129,7 +152,8 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind != 2) {
 		fprintf(stderr,
-			"usage: scan_cli [-cN] [-n SCANS] [-H MS] PID FILE\n");
+			"usage: scan_cli [-cNs] [-n SCANS] [-H MS] [-S MS] PID "
+			"FILE\n");
 		return 2;
 	}
 	pid = (pid_t)atoi(argv[optind]);

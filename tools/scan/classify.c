@@ -377,7 +377,8 @@ int zs_mark_regs(struct zs_mark *m, const struct zs_world *w)
 	int err;
 
 	for (size_t i = 0; i < w->n; i++) {
-		if (w->th[i].gone || !w->th[i].regs_len)
+		/* Not gone: a snapshot scans them after the detach. */
+		if (!w->th[i].regs_len)
 			continue;
 		err = scan_words(m, w->th[i].regs, w->th[i].regs_len, true);
 		if (err)

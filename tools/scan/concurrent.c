@@ -38,6 +38,7 @@ struct zscan_ctx {
 	struct zscan_opts o;
 	struct zs_seen *lost; /* lost in the last scan, sorted by address */
 	size_t nlost;
+	uint64_t gadget; /* ZSCAN_F_SNAPSHOT: found once, checked each time */
 };
 
 int zscan_ctx_new(pid_t pid, const struct zscan_opts *opts,
@@ -240,6 +241,13 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 	err = zs_mark_init(&m, ctx->pid, blocks, n, &ctx->o, st);
 	if (err)
 		return err;
+	if (ctx->o.flags & ZSCAN_F_SNAPSHOT) {
+		err = zs_snap_scan(ctx->pid, &ctx->gadget, &m, &ctx->o, st);
+		if (err)
+			goto out_free;
+		undecided = st->unreadable_bytes != 0;
+		goto classify;
+	}
 	err = pass_running(&m, &roots_a, &bad_a, &ctx->o, st);
 	if (err)
 		goto out_free;
@@ -258,6 +266,7 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 	err = zs_mark_cliques(&m);
 	if (err)
 		goto out_free;
+classify:
 	zs_mark_classify(&m, blocks, n, false);
 	if (undecided) {
 		/* No verdict, and no evidence for the next scan either. */

@@ -52,6 +52,11 @@ static int add_map(struct zs_maps *maps, uint64_t lo, uint64_t hi,
 	return 0;
 }
 
+int zs_maps_add(struct zs_maps *maps, const struct zs_map *m)
+{
+	return add_map(maps, m->lo, m->hi, m->flags);
+}
+
 static unsigned int parse_flags(const char *perms, unsigned long inode,
 				const char *path)
 {
@@ -76,7 +81,19 @@ static unsigned int parse_flags(const char *perms, unsigned long inode,
 	return f;
 }
 
-int zs_maps_read(pid_t pid, struct zs_maps *maps)
+/* The VmFlags line of smaps: "wf" is MADV_WIPEONFORK. */
+static unsigned int vm_flags(const char *line)
+{
+	const char *p = line + strlen("VmFlags:");
+
+	for (; *p; p++)
+		if (p[0] == 'w' && p[1] == 'f' &&
+		    (p[2] == ' ' || p[2] == '\n' || !p[2]) && p[-1] == ' ')
+			return ZS_M_WIPE;
+	return 0;
+}
+
+static int read_maps(pid_t pid, const char *file, struct zs_maps *maps)
 {
 	char path[64], line[4096], perms[8], *name;
 	unsigned long long lo, hi, off;
@@ -88,11 +105,15 @@ int zs_maps_read(pid_t pid, struct zs_maps *maps)
 	FILE *fp;
 
 	memset(maps, 0, sizeof(*maps));
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	fp = fopen(path, "re");
 	if (!fp)
 		return errno == ENOENT ? -ESRCH : -errno;
 	while (fgets(line, sizeof(line), fp)) {
+		if (!strncmp(line, "VmFlags:", 8) && maps->n) {
+			maps->m[maps->n - 1].flags |= vm_flags(line);
+			continue;
+		}
 		n = 0;
 		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %lu %n", &lo, &hi,
 			   perms, &off, &dmaj, &dmin, &inode, &n) < 7)
@@ -115,6 +136,16 @@ int zs_maps_read(pid_t pid, struct zs_maps *maps)
 	if (err)
 		zs_maps_free(maps);
 	return err;
+}
+
+int zs_maps_read(pid_t pid, struct zs_maps *maps)
+{
+	return read_maps(pid, "maps", maps);
+}
+
+int zs_maps_read_smaps(pid_t pid, struct zs_maps *maps)
+{
+	return read_maps(pid, "smaps", maps);
 }
 
 void zs_maps_free(struct zs_maps *maps)

@@ -34,7 +34,7 @@
 #endif
 #define ZS_XSTATE_MAX 16384
 
-static void block_signals(struct zs_world *w)
+bool zs_block_signals(sigset_t *old)
 {
 	sigset_t all;
 
@@ -47,8 +47,7 @@ static void block_signals(struct zs_world *w)
 	sigdelset(&all, SIGTRAP);
 	sigdelset(&all, SIGABRT);
 	sigdelset(&all, SIGSYS);
-	if (pthread_sigmask(SIG_BLOCK, &all, &w->oldmask) == 0)
-		w->masked = true;
+	return pthread_sigmask(SIG_BLOCK, &all, old) == 0;
 }
 
 static struct zs_thread *find_thread(struct zs_world *w, pid_t tid)
@@ -154,7 +153,7 @@ int zs_world_stop(struct zs_world *w, pid_t pid, const struct zscan_opts *o)
 
 	memset(w, 0, sizeof(*w));
 	w->pid = pid;
-	block_signals(w);
+	w->masked = zs_block_signals(&w->oldmask);
 	w->t_stop = zs_now_ns();
 	do {
 		err = seize_new(w, o, &added);
@@ -166,6 +165,32 @@ int zs_world_stop(struct zs_world *w, pid_t pid, const struct zscan_opts *o)
 	for (size_t i = 0; i < w->n; i++)
 		live += !w->th[i].gone;
 	return live ? 0 : -ESRCH;
+}
+
+int zs_world_stop_one(struct zs_world *w, pid_t pid, pid_t tid,
+		      const struct zscan_opts *o)
+{
+	int err;
+
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	w->masked = zs_block_signals(&w->oldmask);
+	w->t_stop = zs_now_ns();
+	if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
+		err = -errno;
+		if (err != -ESRCH)
+			zs_log(o, "cannot seize thread %d of process %d: %s",
+			       (int)tid, (int)pid, strerror(errno));
+		return err;
+	}
+	err = add_thread(w, tid);
+	if (err) {
+		ptrace(PTRACE_DETACH, tid, NULL, NULL);
+		return err;
+	}
+	ptrace(PTRACE_INTERRUPT, tid, NULL, NULL);
+	wait_stopped(&w->th[0]);
+	return w->th[0].gone ? -ESRCH : 0;
 }
 
 static uint64_t regs_sp(const void *regs)

@@ -143,6 +143,16 @@ int zscan_scan(pid_t pid, struct zscan_block *blocks, size_t n,
 	err = zs_mark_init(&m, pid, blocks, n, &o, st);
 	if (err)
 		return err;
+	if (o.flags & ZSCAN_F_SNAPSHOT) {
+		uint64_t gadget = 0;
+
+		err = zs_snap_scan(pid, &gadget, &m, &o, st);
+		if (err)
+			goto out_free_mark;
+		zs_mark_classify(&m, blocks, n, st->unreadable_bytes != 0);
+		zs_stats_count(st, blocks, n);
+		goto out_free_mark;
+	}
 	err = zs_mark_copy_prepare(&m, o.copy_bytes_max);
 	if (err)
 		goto out_free_mark;

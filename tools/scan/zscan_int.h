@@ -75,9 +75,17 @@ struct zs_world {
 	uint64_t pause_ns;
 };
 
+/*
+ * Blocks the asynchronous signals of the calling thread (faults stay
+ * deliverable); false if the mask could not be changed.
+ */
+ZS_HIDDEN bool zs_block_signals(sigset_t *old);
 /* Seizes and interrupts every thread, until no new thread appears. */
 ZS_HIDDEN int zs_world_stop(struct zs_world *w, pid_t pid,
 			    const struct zscan_opts *o);
+/* The same for one thread only: the others run on. */
+ZS_HIDDEN int zs_world_stop_one(struct zs_world *w, pid_t pid, pid_t tid,
+				const struct zscan_opts *o);
 ZS_HIDDEN int zs_world_regs(struct zs_world *w, const struct zscan_opts *o);
 /* Detaches every thread (also on a half-done stop); always succeeds. */
 ZS_HIDDEN void zs_world_resume(struct zs_world *w);
@@ -90,6 +98,7 @@ ZS_HIDDEN void zs_world_free(struct zs_world *w);
 #define ZS_M_ANON (1U << 3)
 #define ZS_M_DEVICE (1U << 4)
 #define ZS_M_STACKLIKE (1U << 5) /* [stack], or rw just above a guard */
+#define ZS_M_WIPE (1U << 6) /* MADV_WIPEONFORK (smaps only) */
 
 struct zs_map {
 	uint64_t lo, hi;
@@ -102,7 +111,10 @@ struct zs_maps {
 };
 
 ZS_HIDDEN int zs_maps_read(pid_t pid, struct zs_maps *maps);
+/* The same from smaps, with ZS_M_WIPE: slower, it walks page tables. */
+ZS_HIDDEN int zs_maps_read_smaps(pid_t pid, struct zs_maps *maps);
 ZS_HIDDEN void zs_maps_free(struct zs_maps *maps);
+ZS_HIDDEN int zs_maps_add(struct zs_maps *maps, const struct zs_map *m);
 /*
  * The root ranges of a mapping set: what the process may keep pointers in.
  * With w (threads stopped, registers read), a stack's dead part below the
@@ -129,6 +141,26 @@ ZS_HIDDEN int zs_read(pid_t pid, uint64_t addr, void *buf, size_t len,
 /* The same for n remote pieces, read back to back into buf. */
 ZS_HIDDEN int zs_readv(pid_t pid, const struct iovec *remote, size_t n,
 		       void *buf, uint64_t *bad, struct zs_ranges *badr);
+
+/* --------------------------------------------------------- inject.c */
+/*
+ * A `syscall' instruction in an executable mapping of the target (the
+ * vDSO first, `syscall; ret' preferred), and a check that it is still
+ * there.
+ */
+ZS_HIDDEN int zs_find_gadget(pid_t pid, uint64_t *addr);
+ZS_HIDDEN bool zs_gadget_valid(pid_t pid, uint64_t addr);
+/* Stopped, no seccomp filter, not inside an rseq critical section. */
+ZS_HIDDEN bool zs_thread_injectable(pid_t pid, const struct zs_thread *th);
+/*
+ * Runs syscall nr(a[0..5]) in the stopped thread th, with ptrace_opts set
+ * on it meanwhile, and restores its registers and signal mask; *ret is
+ * the call's result. A clone reported on the way gives *child, stopped,
+ * traced by us, with PTRACE_O_EXITKILL. th is left in a ptrace stop.
+ */
+ZS_HIDDEN int zs_inject(struct zs_thread *th, uint64_t gadget, long nr,
+			const uint64_t a[6], unsigned int ptrace_opts,
+			long *ret, pid_t *child);
 
 /* ------------------------------------------------------- classify.c */
 enum zs_state {
@@ -203,5 +235,37 @@ ZS_HIDDEN int zs_mark_cliques(struct zs_mark *m);
 /* Writes cls into the caller's blocks. */
 ZS_HIDDEN void zs_mark_classify(struct zs_mark *m, struct zscan_block *b,
 				size_t n, bool undecided);
+
+/* ------------------------------------------------------- snapshot.c */
+struct zs_snap {
+	pid_t pid; /* the target */
+	pid_t child; /* its copy: stopped, traced by us; 0 when none */
+	pid_t tid; /* the thread that made it */
+	uint64_t gadget; /* a syscall instruction of the target */
+	struct zs_world w; /* the registers at the stop (detached) */
+	struct zs_maps maps; /* the target's mappings at the stop */
+	sigset_t oldmask;
+	bool masked;
+};
+
+/*
+ * Stops the target, forks its copy, scans its shared writable mappings
+ * into m, resumes it. On error nothing is left: no child, no stop.
+ */
+ZS_HIDDEN int zs_snap_take(struct zs_snap *s, pid_t pid, struct zs_mark *m,
+			   const struct zscan_opts *o, struct zscan_stats *st);
+/* The child's root ranges, less what the stop scanned. */
+ZS_HIDDEN int zs_snap_roots(struct zs_snap *s, struct zs_ranges *roots,
+			    const struct zscan_opts *o,
+			    struct zscan_stats *st);
+/* Kills and reaps the child, restores the signal mask; st may be NULL. */
+ZS_HIDDEN void zs_snap_drop(struct zs_snap *s, const struct zscan_opts *o,
+			    struct zscan_stats *st);
+/*
+ * The whole scan of a snapshot, through the cliques; *gadget caches the
+ * syscall instruction from one scan to the next (0: find one).
+ */
+ZS_HIDDEN int zs_snap_scan(pid_t pid, uint64_t *gadget, struct zs_mark *m,
+			   const struct zscan_opts *o, struct zscan_stats *st);
 
 #endif /* ZSCAN_INT_H */
