@@ -22,7 +22,7 @@ ZT_BPF_CFLAGS := -target bpf -mcpu=v3 -g -O2 -D__TARGET_ARCH_$(ZT_ARCH) -Wall \
 	-Ivmlinux -Ibpf -idirafter /usr/include/$(ZT_MULTIARCH)
 ZT_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) \
 	-I$(ZT_OUT) -Ibpf -Iinclude -Itools/ztrace
-ZT_LIBS := -lbpf -ldw -lelf -lz -lm -lpthread
+ZT_LIBS := -lbpf -ldw -lelf -lz -lm -lpthread -lmicrohttpd -lncursesw -ltinfo
 
 ZT_SRCS := $(wildcard tools/ztrace/*.c)
 ZT_OBJS := $(patsubst tools/ztrace/%.c,$(ZT_OUT)/%.o,$(ZT_SRCS))

@@ -66,6 +66,7 @@ void print_usage(void)
 		"  leaks   stacks holding outstanding blocks, largest first\n"
 		"  stat    event, live-block and drop counters\n"
 		"  record  write the heap as pprof, folded stacks or SVG flame graph\n"
+		"  serve   serve /metrics to Prometheus for one or more processes\n"
 		"  noop    attach programs that do nothing (the tracing floor)\n"
 		"  help    this text; 'ztrace COMMAND --help' for a command\n"
 		"\n"
