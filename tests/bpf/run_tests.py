@@ -75,6 +75,23 @@ EXPECT = {
             "free": hist_of(FREE_AFTER_PRE),
             "allocs": 135, "frees": 128, "reallocs": 4},
 }
+# zt_workload sample, as its tables say; the --sample tests fix the seed.
+SAMPLE_CHURN = [(24, 2796202), (200, 671088), (1500, 89478), (6000, 22369),
+                (40000, 3355), (300000, 447)]
+SAMPLE_LEAKS = {"leak_sample_a": (256, 262144),  # 64 MiB
+                "leak_sample_b": (512, 196608)}  # 96 MiB
+# After its last sync point, still traced under -- CMD: allocated and freed.
+SAMPLE_AFTER = [(256, 100000)]
+SAMPLE_SEED = "1"
+# 32 KiB between samples: a 64 MiB group then has about 2048 samples, and
+# the relative standard error of its estimate is sqrt(32K / 64M) = 2.2%,
+# so 10% is a 4.5-sigma bound. (At the default 512 KiB it would be 8.8%:
+# a 10% bound would fail about one run in four, whatever the seed.)
+SAMPLE_RATE = 32768
+SAMPLE_ENV = dict(os.environ, ZMALLOC_SAMPLE_SEED=SAMPLE_SEED)
+SAMPLE_PROBES = ("sample_alloc", "sample_free")
+EXACT_PROBES = ("alloc", "free", "realloc")
+
 LIVE_BLOCKS = sum(b for _, b in LEAKS.values())
 LIVE_BYTES = sum(n for n, _ in LEAKS.values())
 
@@ -123,9 +140,9 @@ def run_cmd(mode, args, extra=(), timeout=60):
 class Proc:
     """A process whose output we can wait for, read without buffering."""
 
-    def __init__(self, cmd, stdin=subprocess.PIPE):
+    def __init__(self, cmd, stdin=subprocess.PIPE, env=None):
         self.p = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, bufsize=0)
+                                  stderr=subprocess.PIPE, bufsize=0, env=env)
         self.text = {"out": "", "err": ""}
         self.open = {self.p.stdout.fileno(): "out",
                      self.p.stderr.fileno(): "err"}
@@ -230,17 +247,16 @@ def check_used_memory(doc, used):
           "RSS/used_memory shown")
 
 
-def semaphores():
-    """Link-time addresses of the semaphores of the probes ztrace uses."""
+def semaphores(names=("alloc", "free", "realloc", "oom")):
+    """Link-time addresses of the semaphores of the probes NAMES."""
     out = subprocess.run(["readelf", "-n", LIB], capture_output=True,
                          text=True).stdout
     sites = re.findall(r"Provider: zmalloc\s+Name: (\w+)\s+Location: \S+, "
                        r"Base: \S+, Semaphore: (0x[0-9a-f]+)", out)
-    return sorted(set(int(sem, 16) for name, sem in sites
-                      if name in ("alloc", "free", "realloc", "oom")))
+    return sorted(set(int(sem, 16) for name, sem in sites if name in names))
 
 
-def semaphore_values(pid):
+def semaphore_values(pid, names=("alloc", "free", "realloc", "oom")):
     base = None
     with open("/proc/%d/maps" % pid) as f:
         for line in f:
@@ -252,7 +268,7 @@ def semaphore_values(pid):
     check(base is not None, "libzmalloc not mapped in %d" % pid)
     vals = []
     with open("/proc/%d/mem" % pid, "rb") as mem:
-        for addr in semaphores():
+        for addr in semaphores(names):
             mem.seek(base + addr)
             vals.append(int.from_bytes(mem.read(2), "little"))
     return vals
@@ -568,6 +584,174 @@ def test_errors_are_actionable():
     p = subprocess.run([ZTRACE, "leaks", "--help"], capture_output=True,
                        text=True)
     check(p.returncode == 0 and "--min-age" in p.stderr, "leaks --help")
+    check("--sample[=BYTES]" in p.stderr, "leaks --help lacks --sample")
+    fails(["hist", "--sample=lots", "-p", "1"], "invalid --sample")
+
+
+def within(got, want, tol, what):
+    check(abs(got - want) <= tol * want,
+          "%s: estimated %d, true %d (%+.1f%%, allowed %.0f%%)" %
+          (what, got, want, 100.0 * (got - want) / want, 100 * tol))
+
+
+def sample_truth(pairs):
+    """{bucket: [blocks, bytes]} of the sample workload's (size, n)."""
+    return hist_of(pairs)
+
+
+def check_sample_hist(h, truth, what):
+    """Every bucket with 1% of the bytes within 10%; none where none are."""
+    total = sum(v[1] for v in truth.values())
+    got = {b["bucket"]: b for b in h["buckets"]}
+    check(h["estimated"] is True and h["samples"] > 0,
+          "%s not labelled an estimate: %r" % (what, h))
+    check(set(got) <= set(truth), "%s: buckets %s hold no true bytes" %
+          (what, sorted(set(got) - set(truth))))
+    for b, (n, nbytes) in sorted(truth.items()):
+        if nbytes < 0.01 * total:
+            continue
+        check(b in got, "%s: no sample in bucket %d" % (what, b))
+        within(got[b]["bytes"], nbytes, 0.10, "%s bucket %d bytes" % (what, b))
+        within(got[b]["count"], n, 0.10, "%s bucket %d blocks" % (what, b))
+        check(got[b]["samples"] > 0, "%s bucket %d samples" % (what, b))
+
+
+def check_sample_hits(doc):
+    """Every sample_free hit was of a block whose sample_alloc ztrace saw."""
+    hits = doc["sampling"]
+    eq(doc["untracked_frees"]["samples"], 0, "sample_free of unseen blocks")
+    eq(hits["sample_free_hits"], doc["events"]["free_samples"],
+       "sample_free hits vs tracked sampled frees")
+    eq(hits["sample_alloc_hits"], doc["events"]["alloc_samples"],
+       "sample_alloc hits vs samples")
+    eq(doc["sampled"], True, "report says it is sampled")
+    eq(doc["complete"], True, "sampled report complete")
+    eq(doc["drops"]["samples_lost"], 0, "samples lost by the target")
+
+
+def anon_mappings(pid):
+    """Sizes of the anonymous mappings of PID."""
+    sizes = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) == 5:
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                sizes.append(hi - lo)
+    return sizes
+
+
+def test_sample_cmd_hist_estimates():
+    """--sample: estimated bytes and blocks per log2 bucket within 10%."""
+    path = out_path("sample-hist.json")
+    p = subprocess.run([ZTRACE, "hist", "--sample=32K", "--json", "-o", path,
+                        "--", WORKLOAD, "sample"], env=SAMPLE_ENV,
+                       capture_output=True, text=True, timeout=120)
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    check("ZMALLOC_SAMPLE_BYTES=32768 set for the command" in p.stderr,
+          "ztrace does not say it set the rate: %r" % p.stderr)
+    check("ZT_SYNC rate sample_bytes=32768" in p.stdout,
+          "the command did not get the rate: %r" % p.stdout)
+    doc = final_doc(path)
+    eq(doc["sampling"]["mean_bytes"], SAMPLE_RATE, "rate in effect")
+    eq(doc["sampling"]["rate_set_by_ztrace"], True, "rate set by ztrace")
+    leaks = [(size, n) for size, n in SAMPLE_LEAKS.values()]
+    h = doc["hist"]["since_attach"]
+    check_sample_hist(h["alloc"],
+                      sample_truth(SAMPLE_CHURN + leaks + SAMPLE_AFTER),
+                      "alloc histogram")
+    check_sample_hist(h["free"], sample_truth(SAMPLE_CHURN + SAMPLE_AFTER),
+                      "free histogram")
+    check_sample_hits(doc)
+    check(doc["events"]["estimated"] and doc["live"]["estimated"],
+          "events and live figures not labelled estimates")
+    check_used_memory(doc, sync_used(p.stdout, "end"))
+
+
+def test_sample_pid_leaks_estimates():
+    """-p --sample=32K: leaks per stack within 10%, exact probes untouched."""
+    w = Proc([WORKLOAD, "--wait", "sample"], env=SAMPLE_ENV)
+    pid = None
+    z = None
+    try:
+        pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
+        check(max(anon_mappings(pid)) < 1 << 30,
+              "a sample region is mapped while no tracer is attached")
+        eq(semaphore_values(pid, SAMPLE_PROBES + EXACT_PROBES), [0] * len(
+            semaphores(SAMPLE_PROBES + EXACT_PROBES)), "idle semaphores")
+        path = out_path("sample-pid-leaks.json")
+        z = Proc([ZTRACE, "leaks", "--sample=32768", "--json", "--top", "0",
+                  "-o", path, "-p", str(pid)])
+        z.wait_for("tracing PID", stream="err")
+        check("sampling rate to one sample per 32768 bytes" in z.text["err"],
+              "ztrace does not say it set the rate: %r" % z.text["err"])
+        check(all(semaphore_values(pid, SAMPLE_PROBES)),
+              "sampled probes' semaphores not raised")
+        eq(semaphore_values(pid, EXACT_PROBES),
+           [0] * len(semaphores(EXACT_PROBES)),
+           "exact probes' semaphores while sampling")
+        w.send()
+        w.wait_for(r"ZT_SYNC rate sample_bytes=32768 ")
+        used = sync_used(w.wait_for(r"ZT_SYNC end.*\n").string, "end")
+        eq(semaphore_values(pid, EXACT_PROBES),
+           [0] * len(semaphores(EXACT_PROBES)),
+           "exact probes' semaphores after the work")
+        z.p.send_signal(signal.SIGINT)
+        eq(z.finish(), 0, "ztrace exit status")
+        w.send()
+        after = w.wait_for(r"ZT_SYNC after sampled=(\d+) region_mib=(\d+) "
+                           r"sample_bytes=(\d+)")
+        eq(int(after.group(1)), 0, "blocks sampled after ztrace left")
+        check(int(after.group(2)) >= 128, "no sample region was used")
+        eq(int(after.group(3)), 524288, "rate put back after ztrace left")
+    finally:
+        if z and z.p.poll() is None:
+            z.p.kill()
+        if w.p.stdin:
+            w.send()
+        status = w.finish()
+    eq(status, 0, "workload exit status")
+    doc = final_doc(path)
+    check_sample_hits(doc)
+    check_used_memory(doc, used)
+    eq(doc["leaks"]["estimated"], True, "leaks labelled an estimate")
+    by = {}
+    for leak in doc["leaks"]["top"]:
+        check(leak["estimated"] and leak["samples"] > 0,
+              "leak without its samples: %r" % leak)
+        func = leak["frames"][0]["func"] if leak["frames"] else None
+        by[func] = by.get(func, 0) + leak["bytes"]
+    for func, (size, n) in SAMPLE_LEAKS.items():
+        check(func in by, "no leak from %s: %r" % (func, sorted(by)))
+        within(by[func], size * n, 0.10, "leaked bytes of %s" % func)
+    others = sum(v for f, v in by.items() if f not in SAMPLE_LEAKS)
+    check(others < 0.01 * sum(s * n for s, n in SAMPLE_LEAKS.values()),
+          "leaks from other stacks: %r" % by)
+
+
+def test_sample_stat_default_rate():
+    """--sample at the target's own rate: shown, and the total estimated."""
+    path = out_path("sample-stat.json")
+    p = subprocess.run([ZTRACE, "stat", "--sample", "--json", "-o", path,
+                        "--", WORKLOAD, "sample"], env=SAMPLE_ENV,
+                       capture_output=True, text=True, timeout=120)
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    doc = final_doc(path)
+    eq(doc["sampling"]["mean_bytes"], 524288, "default rate in effect")
+    eq(doc["sampling"]["rate_set_by_ztrace"], False, "rate left alone")
+    check_sample_hits(doc)
+    truth = sum(s * n for s, n in SAMPLE_CHURN + SAMPLE_AFTER +
+                list(SAMPLE_LEAKS.values()))
+    # 864 MiB at 512 KiB: 1728 samples, 2.4% standard error.
+    within(doc["stat"]["alloc_bytes"], truth, 0.10, "bytes allocated")
+    check(doc["stat"]["estimated"] and doc["stat"]["samples"] > 0,
+          "stat figures not labelled estimates")
+    text = subprocess.run([ZTRACE, "leaks", "--sample", "--", WORKLOAD,
+                           "sample"], env=SAMPLE_ENV, capture_output=True,
+                          text=True, timeout=120).stdout
+    check(re.search(r"leaks +~\d+ blocks, ~\d+ bytes .*est\. from \d+ "
+                    r"samples", text) and "lost by the target" in text,
+          "text report does not label its estimates: %r" % text[:2000])
 
 
 # --------------------------------------------------------------- runner

@@ -15,6 +15,11 @@
  *   loop      allocate and free until stdin closes (attach/detach tests)
  *   missed    free a block behind zfree's back (zlibc_free, no probe),
  *             so that the next allocation reuses a still-tracked address
+ *   sample    the shape the --sample tests know: churn of six sizes, all
+ *             freed, and leaks of 64 MiB from leak_sample_a and 96 MiB
+ *             from leak_sample_b (second thread), in small blocks; after
+ *             its last sync point, with the tracer gone, it counts the
+ *             blocks that still land in the sample region ("after" line)
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.
@@ -298,6 +303,116 @@ static NOINLINE int run_missed(void)
 	return 0;
 }
 
+/* sample: each size's blocks, allocated and freed in batches. */
+static const struct size_class churn[] = {
+	{ 24, 2796202 }, { 200, 671088 }, { 1500, 89478 },
+	{ 6000, 22369 }, { 40000, 3355 }, { 300000, 447 },
+};
+
+#define CHURN_BATCH 1024
+#define SAMPLE_A_BLOCKS 262144 /* 64 MiB */
+#define SAMPLE_A_SIZE 256
+#define SAMPLE_B_BLOCKS 196608 /* 96 MiB */
+#define SAMPLE_B_SIZE 512
+
+static void *batch[CHURN_BATCH];
+
+static NOINLINE void churn_pass(void)
+{
+	size_t k;
+	int done, i, n;
+
+	for (k = 0; k < sizeof(churn) / sizeof(churn[0]); k++) {
+		for (done = 0; done < churn[k].n; done += n) {
+			n = churn[k].n - done;
+			n = n < CHURN_BATCH ? n : CHURN_BATCH;
+			for (i = 0; i < n; i++)
+				batch[i] = zmalloc(churn[k].size);
+			for (i = 0; i < n; i++)
+				zfree(batch[i]);
+		}
+	}
+}
+
+static NOINLINE void leak_sample_a(void)
+{
+	int i;
+
+	for (i = 0; i < SAMPLE_A_BLOCKS; i++)
+		zmalloc(SAMPLE_A_SIZE);
+}
+
+static NOINLINE void leak_sample_b(void)
+{
+	int i;
+
+	for (i = 0; i < SAMPLE_B_BLOCKS; i++)
+		zmalloc(SAMPLE_B_SIZE);
+}
+
+static NOINLINE void *sample_thread(void *arg)
+{
+	leak_sample_b();
+	return arg;
+}
+
+/* The largest anonymous mapping: the sample region, once reserved. */
+static void largest_anon(unsigned long *lo, unsigned long *hi)
+{
+	char line[512], path[256];
+	unsigned long a, b;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	*lo = *hi = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		path[0] = '\0';
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255s", &a, &b,
+			   path) < 2 || path[0])
+			continue;
+		if (b - a > *hi - *lo) {
+			*lo = a;
+			*hi = b;
+		}
+	}
+	if (f)
+		fclose(f);
+}
+
+/* With no tracer left, no new block may be sampled. */
+static NOINLINE void sample_after(void)
+{
+	unsigned long lo, hi, in = 0;
+	int i;
+
+	largest_anon(&lo, &hi);
+	for (i = 0; i < 100000; i++) {
+		void *p = zmalloc(SAMPLE_A_SIZE);
+
+		in += (unsigned long)p - lo < hi - lo;
+		zfree(p);
+	}
+	printf("ZT_SYNC after sampled=%lu region_mib=%lu sample_bytes=%zu pid=%d\n",
+	       in, (hi - lo) >> 20, zmalloc_get_sample_bytes(), (int)getpid());
+	fflush(stdout);
+}
+
+static NOINLINE int run_sample(void)
+{
+	pthread_t th;
+
+	sync_point("pre");
+	churn_pass();
+	leak_sample_a();
+	if (pthread_create(&th, NULL, sample_thread, NULL))
+		abort();
+	pthread_join(th, NULL);
+	printf("ZT_SYNC rate sample_bytes=%zu pid=%d\n",
+	       zmalloc_get_sample_bytes(), (int)getpid());
+	sync_point("end");
+	sample_after();
+	return 0;
+}
+
 /* Until stdin closes: the attach and detach tests. */
 static NOINLINE int run_loop(void)
 {
@@ -346,8 +461,10 @@ int main(int argc, char **argv)
 		return run_loop();
 	if (!strcmp(argv[arg], "missed"))
 		return run_missed();
+	if (!strcmp(argv[arg], "sample"))
+		return run_sample();
 out_usage:
 	fprintf(stderr,
-		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed\n");
+		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample\n");
 	return 2;
 }
