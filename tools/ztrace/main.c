@@ -27,7 +27,7 @@ static int do_help(int argc, char **argv)
 static const struct cmd cmds[] = {
 	{ "hist", do_hist }, { "leaks", do_leaks }, { "stat", do_stat },
 	{ "noop", do_noop }, { "record", do_record }, { "serve", do_serve },
-	{ "help", do_help }, {},
+	{ "top", do_top },   { "help", do_help },     {},
 };
 
 int main(int argc, char **argv)
@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 	for (c = cmds; c->name; c++)
 		if (!strcmp(argv[1], c->name))
 			return c->func(argc - 1, argv + 1);
-	p_err("unknown command '%s': use hist, leaks, stat, record, serve or noop (see 'ztrace help')",
+	p_err("unknown command '%s': use hist, leaks, stat, record, serve, top or noop (see 'ztrace help')",
 	      argv[1]);
 	return 2;
 }

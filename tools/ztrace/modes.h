@@ -9,5 +9,6 @@ int do_stat(int argc, char **argv);
 int do_noop(int argc, char **argv);
 int do_record(int argc, char **argv);
 int do_serve(int argc, char **argv);
+int do_top(int argc, char **argv);
 
 #endif /* ZT_MODES_H */

@@ -67,6 +67,7 @@ void print_usage(void)
 		"  stat    event, live-block and drop counters\n"
 		"  record  write the heap as pprof, folded stacks or SVG flame graph\n"
 		"  serve   serve /metrics to Prometheus for one or more processes\n"
+		"  top     full-screen live view: figures, sizes, top stacks\n"
 		"  noop    attach programs that do nothing (the tracing floor)\n"
 		"  help    this text; 'ztrace COMMAND --help' for a command\n"
 		"\n"

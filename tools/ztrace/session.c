@@ -188,14 +188,29 @@ static bool handle_signals(struct zt_session *s, int sfd, bool *stop,
 	return done;
 }
 
+/* A key for the mode (ztrace top): it may end tracing. */
+static void handle_input(struct zt_session *s, struct pollfd *fd, bool *stop)
+{
+	int r = s->ops->input(s);
+
+	if (r < 0)
+		fd->fd = -1;
+	if (r > 0 && !*stop) {
+		*stop = true;
+		if (!s->end_reason)
+			s->end_reason = "quit";
+	}
+}
+
 static void run_loop(struct zt_session *s, int sfd)
 {
 	__u64 now = mono_now_ns(), next_report = ULLONG_MAX, end = ULLONG_MAX;
 	__u64 next_refresh = now + ZT_REFRESH_NS;
-	struct pollfd fds[2] = {
+	struct pollfd fds[3] = {
 		{ .fd = sfd, .events = POLLIN },
 		{ .fd = s->target.spawned ? -1 : s->target.pidfd,
 		  .events = POLLIN },
+		{ .fd = s->ops->input ? STDIN_FILENO : -1, .events = POLLIN },
 	};
 	bool stop = false, stopped = false;
 	int interrupts = 0;
@@ -211,9 +226,11 @@ static void run_loop(struct zt_session *s, int sfd)
 			when = next_report < when ? next_report : when;
 			when = end < when ? end : when;
 		}
-		poll(fds, 2, ms_until(now, when));
+		poll(fds, 3, ms_until(now, when));
 		if (handle_signals(s, sfd, &stop, &interrupts))
 			return;
+		if (fds[2].revents)
+			handle_input(s, &fds[2], &stop);
 		if (fds[1].revents) {
 			s->alive = false;
 			s->end_reason = "exited";

@@ -25,6 +25,8 @@ struct zt_mode_ops {
 	bool noop; /* attach the do-nothing programs */
 	void (*report)(struct zt_session *s, bool final);
 	void (*refresh)(struct zt_session *s); /* target alive, ~1/s */
+	/* stdin is readable: 1 stops tracing, -1 stops watching stdin. */
+	int (*input)(struct zt_session *s);
 };
 
 struct zt_session {
