@@ -21,13 +21,15 @@ ZT_MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 ZT_BPF_CFLAGS := -target bpf -mcpu=v3 -g -O2 -D__TARGET_ARCH_$(ZT_ARCH) -Wall \
 	-Ivmlinux -Ibpf -idirafter /usr/include/$(ZT_MULTIARCH)
 ZT_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) \
-	-I$(ZT_OUT) -Ibpf -Iinclude -Itools/ztrace
+	-I$(ZT_OUT) -Ibpf -Iinclude -Itools/ztrace -Itools/scan
 ZT_LIBS := -lbpf -ldw -lelf -lz -lm -lpthread -lmicrohttpd -lncursesw -ltinfo
+# The reachability scanner behind "leaks --scan" (tools/scan.mk).
+ZT_ZSCAN := $(BUILD)/scan/libzscan.a
 
 ZT_SRCS := $(wildcard tools/ztrace/*.c)
 ZT_OBJS := $(patsubst tools/ztrace/%.c,$(ZT_OUT)/%.o,$(ZT_SRCS))
 ZT_HDRS := $(wildcard tools/ztrace/*.h) bpf/ztrace.h include/zmalloc_probes.h \
-	include/zmalloc_counters.h
+	include/zmalloc_counters.h tools/scan/zscan.h
 
 # Test and demo programs: frame pointers, so BPF can walk their stacks.
 ZT_PROG_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
@@ -51,9 +53,9 @@ $(ZT_OUT)/%.o: tools/ztrace/%.c $(ZT_HDRS) $(ZT_OUT)/ztrace.skel.h
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_CFLAGS) -c $< -o $@
 
-$(ZT_OUT)/ztrace: $(ZT_OBJS)
+$(ZT_OUT)/ztrace: $(ZT_OBJS) $(ZT_ZSCAN)
 	$(if $(Q),@echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(ZT_LIBS)
+	$(Q)$(CC) -o $@ $(ZT_OBJS) $(ZT_ZSCAN) $(ZT_LIBS)
 
 install-ztrace: $(ZT_OUT)/ztrace
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
@@ -85,9 +87,22 @@ $(ZT_TOUT)/zt_workload_static: tests/bpf/zt_workload.c $(LIBDIR)/libzmalloc.a | 
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(LIBDIR)/libzmalloc.a -lpthread -lm
 
-test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(ZT_TOUT)/zt_workload_static
-	$(Q)python3 tests/bpf/run_tests.py $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload \
-		$(LIBDIR)
+# Each runner's closing "N passed, N failed[, N skipped]" is recorded in
+# $(BUILD)/results for the summary of make test.
+ZT_RESULTS := $(BUILD)/results
+ZT_RECORD = awk '/^[0-9]+ passed, [0-9]+ failed/ { p = $$1; f = $$3; \
+	s = ($$5 == "" ? 0 : $$5) } END { if (p != "") print p, f, s }'
+
+test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(ZT_TOUT)/zt_workload_static \
+		$(BUILD)/scan/tests/leaky $(BUILD)/scan/tests/churn
+	$(Q)mkdir -p $(ZT_RESULTS); status=0; \
+	python3 tests/bpf/run_tests.py $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload \
+		$(LIBDIR) > $(ZT_RESULTS)/bpf.log 2>&1 || status=1; \
+	cat $(ZT_RESULTS)/bpf.log; \
+	$(ZT_RECORD) $(ZT_RESULTS)/bpf.log > $(ZT_RESULTS)/bpf; \
+	python3 tests/bpf/run_scan_tests.py $(ZT_OUT)/ztrace \
+		$(BUILD)/scan/tests/leaky $(ZT_RESULTS)/bpf-scan || status=1; \
+	exit $$status
 
 # ------------------------------------------------------------- benchmark
 $(BUILD)/bench/bench_ztrace_work: tests/bench/bench_ztrace_work.c | lib

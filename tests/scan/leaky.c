@@ -9,6 +9,8 @@
  *                place (what valgrind's leak check sees at exit)
  *
  * SIGUSR1 prints "usr1", to show a signal is not lost while scanned.
+ * LEAKY_WAIT_GO=1 prints "waiting PID" first and builds nothing until a
+ * line "go" arrives on stdin: time for a tracer to attach with -p.
  * LEAKY_WRITE_ONLY=1 adds a writable mapping that cannot be read: a root
  * the scanner cannot scan.
  *
@@ -209,6 +211,20 @@ __attribute__((noinline)) static void print_cands(void)
 	put(line, (size_t)len);
 }
 
+static void wait_go(void)
+{
+	char line[64], buf[64];
+	ssize_t r;
+	int len;
+
+	len = snprintf(line, sizeof(line), "waiting %d\n", (int)getpid());
+	put(line, (size_t)len);
+	while ((r = read(0, buf, sizeof(buf))) > 0)
+		if (r >= 2 && !memcmp(buf, "go", 2))
+			return;
+	exit(1);
+}
+
 __attribute__((noinline)) static void serve(void)
 {
 	char buf[256];
@@ -229,6 +245,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGUSR1, on_usr1);
+	if (getenv("LEAKY_WAIT_GO"))
+		wait_go();
 	if (getenv("LEAKY_WRITE_ONLY") &&
 	    mmap(NULL, 65536, PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) ==
 		    MAP_FAILED)

@@ -196,9 +196,11 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 }
 
 /* The live table is mmapable: read its ways in place, no syscalls. */
-static int read_live(const struct bpf_map *map, struct leak_index *ix,
-		     __u64 now_ns, __u64 min_age_ns)
+int collect_each_block(const struct zt_probes *p,
+		       int (*fn)(void *arg, __u64 ptr, const struct zt_block *b),
+		       void *arg)
 {
+	const struct bpf_map *map = p->skel->maps.live;
 	size_t n = bpf_map__max_entries(map), len, i;
 	const struct zt_live_bucket *v;
 	long page = sysconf(_SC_PAGESIZE);
@@ -212,16 +214,31 @@ static int read_live(const struct bpf_map *map, struct leak_index *ix,
 	v = mem;
 	for (i = 0; !err && i < n; i++) {
 		for (w = 0; !err && w < ZT_LIVE_WAYS; w++) {
+			__u64 ptr = __atomic_load_n(&v[i].ptr[w],
+						    __ATOMIC_ACQUIRE);
 			struct zt_block b;
 
-			if (!__atomic_load_n(&v[i].ptr[w], __ATOMIC_ACQUIRE))
+			if (!ptr)
 				continue;
 			b = v[i].blk[w];
-			err = leak_add(ix, &b, now_ns, min_age_ns);
+			err = fn(arg, ptr, &b);
 		}
 	}
 	munmap(mem, len);
 	return err;
+}
+
+struct leak_walk {
+	struct leak_index *ix;
+	__u64 now_ns, min_age_ns;
+};
+
+static int leak_walk_one(void *arg, __u64 ptr, const struct zt_block *b)
+{
+	struct leak_walk *lw = arg;
+
+	(void)ptr;
+	return leak_add(lw->ix, b, lw->now_ns, lw->min_age_ns);
 }
 
 /* Per-stack estimates from sample_totals, which sampled mode keeps. */
@@ -272,6 +289,7 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 {
 	int tfd = bpf_map__fd(p->skel->maps.stack_totals);
 	struct leak_index ix = { .set = set };
+	struct leak_walk lw = { &ix, now_ns, min_age_ns };
 	struct zt_stack_totals t;
 	size_t i;
 	int err;
@@ -287,7 +305,7 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 	if (!ix.by_id)
 		return -ENOMEM;
 	memset(ix.by_id, 0xff, ix.nids * sizeof(*ix.by_id));
-	err = read_live(p->skel->maps.live, &ix, now_ns, min_age_ns);
+	err = collect_each_block(p, leak_walk_one, &lw);
 	free(ix.by_id);
 	if (err) {
 		p_err("cannot read the live blocks map: %s", strerror(-err));

@@ -10,6 +10,7 @@
 #include "export.h"
 #include "estimate.h"
 #include "json.h"
+#include "leak_scan.h"
 #include "leaks.h"
 #include "modes.h"
 #include "output.h"
@@ -180,8 +181,132 @@ static size_t shown(const struct zt_leak_set *set)
 	return env.top && env.top < set->n ? env.top : set->n;
 }
 
+static const char *const class_keys[ZSCAN_NR_CLASSES] = {
+	[ZSCAN_DEFINITELY_LOST] = "definitely_lost",
+	[ZSCAN_INDIRECTLY_LOST] = "indirectly_lost",
+	[ZSCAN_POSSIBLY_LOST] = "possibly_lost",
+	[ZSCAN_STILL_REACHABLE] = "still_reachable",
+	[ZSCAN_UNDECIDED] = "undecided",
+};
+
+/* Rows with something lost, possibly lost or undecided are shown. */
+static bool scan_row_shown(const struct zt_scan_row *row)
+{
+	return scan_row_lost(row) || row->blocks[ZSCAN_POSSIBLY_LOST] ||
+	       row->blocks[ZSCAN_UNDECIDED];
+}
+
+static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
+{
+	const struct zscan_stats *st = &r->st;
+	char a[32], b[32];
+	size_t i, rank = 0;
+	int c, f;
+
+	fprintf(zt_out,
+		"  scan       %s: target stopped %.2f ms, %s scanned (%s of roots, %llu unreadable bytes), %u threads, %llu candidate blocks (%llu freed during the scan: no verdict)\n",
+		r->concurrent ? "concurrent" : "stop the world",
+		st->pause_ns / 1e6, fmt_size(a, sizeof(a), st->scanned_bytes),
+		fmt_size(b, sizeof(b), st->root_bytes),
+		(unsigned long long)st->unreadable_bytes, st->threads,
+		(unsigned long long)r->candidates,
+		(unsigned long long)r->changed);
+	for (c = 0; c < ZSCAN_NR_CLASSES; c++)
+		fprintf(zt_out, "  %-17s %llu bytes in %llu blocks\n",
+			zscan_class_name(c), (unsigned long long)st->bytes[c],
+			(unsigned long long)st->blocks[c]);
+	for (i = 0; i < r->n; i++) {
+		const struct zt_scan_row *row = &r->rows[i];
+		const struct zt_sym_stack *sym;
+
+		if (!scan_row_shown(row))
+			continue;
+		if (env.top && rank == env.top)
+			break;
+		fprintf(zt_out,
+			"  lost #%zu %llu bytes definitely + %llu indirectly lost (%llu + %llu blocks), %llu possibly lost, %llu undecided, %llu still reachable\n",
+			++rank,
+			(unsigned long long)row->bytes[ZSCAN_DEFINITELY_LOST],
+			(unsigned long long)row->bytes[ZSCAN_INDIRECTLY_LOST],
+			(unsigned long long)row->blocks[ZSCAN_DEFINITELY_LOST],
+			(unsigned long long)row->blocks[ZSCAN_INDIRECTLY_LOST],
+			(unsigned long long)row->bytes[ZSCAN_POSSIBLY_LOST],
+			(unsigned long long)row->bytes[ZSCAN_UNDECIDED],
+			(unsigned long long)row->bytes[ZSCAN_STILL_REACHABLE]);
+		sym = leak_stack(s, row->stack_id);
+		if (!sym) {
+			fprintf(zt_out,
+				"        [stack not recorded: see drops]\n");
+			continue;
+		}
+		for (f = 0; f < sym->nframes; f++)
+			text_frame(&sym->frames[f]);
+	}
+	if (!rank)
+		fprintf(zt_out, "  no block is lost\n");
+}
+
+static void json_classes(struct jw *w, const uint64_t *blocks,
+			 const uint64_t *bytes)
+{
+	int c;
+
+	for (c = 0; c < ZSCAN_NR_CLASSES; c++) {
+		jw_obj(w, class_keys[c]);
+		jw_u64(w, "blocks", blocks[c]);
+		jw_u64(w, "bytes", bytes[c]);
+		jw_obj_end(w);
+	}
+}
+
+static void json_scan(struct jw *w, struct zt_session *s,
+		      const struct zt_scan_result *r)
+{
+	const struct zscan_stats *st = &r->st;
+	size_t i;
+
+	jw_obj(w, "scan");
+	jw_str(w, "mode", r->concurrent ? "concurrent" : "stop");
+	jw_double(w, "pause_ms", st->pause_ns / 1e6);
+	jw_double(w, "total_ms", st->total_ns / 1e6);
+	jw_u64(w, "scanned_bytes", st->scanned_bytes);
+	jw_u64(w, "root_bytes", st->root_bytes);
+	jw_u64(w, "unreadable_bytes", st->unreadable_bytes);
+	jw_u64(w, "threads", st->threads);
+	jw_u64(w, "candidates", r->candidates);
+	jw_u64(w, "changed", r->changed);
+	json_classes(w, st->blocks, st->bytes);
+	jw_arr(w, "stacks");
+	for (i = 0; i < r->n; i++) {
+		const struct zt_scan_row *row = &r->rows[i];
+
+		jw_obj(w, NULL);
+		if (row->stack_id == ZT_STACK_NONE)
+			jw_null(w, "stack_id");
+		else
+			jw_u64(w, "stack_id", row->stack_id);
+		json_classes(w, row->blocks, row->bytes);
+		json_frames(w, leak_stack(s, row->stack_id));
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
+/* A scan needs the target alive; a failed one is reported, not fatal. */
+static bool scan_now(struct zt_session *s, struct zt_scan_result *r)
+{
+	if ((env.scan == ZT_SCAN_NONE && !s->scan_requested) || !s->alive)
+		return false;
+	s->scan_requested = false;
+	return leak_scan_run(&s->probes, s->target.pid,
+			     env.scan == ZT_SCAN_CONCURRENT, r) == 0;
+}
+
 static void leaks_report(struct zt_session *s, bool final)
 {
+	struct zt_scan_result scan;
+	bool scanned;
 	__u64 min_age_ns = (__u64)(env.min_age * 1e9);
 	struct zt_leak_set set;
 	size_t i;
@@ -189,8 +314,11 @@ static void leaks_report(struct zt_session *s, bool final)
 
 	if (collect_leaks(&s->probes, s->cur.mono_ns, min_age_ns, &set))
 		return;
+	scanned = scan_now(s, &scan);
 	if (env.json) {
 		report_json_begin(&w, s, final);
+		if (scanned)
+			json_scan(&w, s, &scan);
 		jw_obj(&w, "leaks");
 		jw_double(&w, "min_age_s", env.min_age);
 		if (env.sample) {
@@ -216,6 +344,8 @@ static void leaks_report(struct zt_session *s, bool final)
 		goto out_free;
 	}
 	report_text_begin(s, final);
+	if (scanned)
+		text_scan(s, &scan);
 	if (env.sample)
 		fprintf(zt_out,
 			"  leaks      ~%llu blocks, ~%llu bytes outstanding for %.2f s or more (est. from %llu samples), from %zu stacks (~%llu bytes younger, %llu samples)\n",
@@ -237,6 +367,8 @@ static void leaks_report(struct zt_session *s, bool final)
 			set.n - shown(&set));
 	report_text_end(s);
 out_free:
+	if (scanned)
+		leak_scan_free(&scan);
 	leak_set_free(&set);
 	if (export_wanted())
 		export_write(s, min_age_ns);
@@ -254,5 +386,7 @@ int do_leaks(int argc, char **argv)
 
 	if (err)
 		return err > 0 ? 0 : 2;
-	return session_run(&leaks_ops);
+	err = session_run(&leaks_ops);
+	leak_scan_end();
+	return err;
 }

@@ -31,6 +31,7 @@ enum {
 	OPT_PPROF,
 	OPT_FOLDED,
 	OPT_SVG,
+	OPT_SCAN,
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +51,7 @@ static const struct option long_opts[] = {
 	{ "pprof", required_argument, NULL, OPT_PPROF },
 	{ "folded", required_argument, NULL, OPT_FOLDED },
 	{ "svg", required_argument, NULL, OPT_SVG },
+	{ "scan", optional_argument, NULL, OPT_SCAN },
 	{},
 };
 
@@ -132,7 +134,18 @@ static void print_mode_help(enum zt_mode mode)
 			"      --min-age SECS   only blocks at least SECS old (default 0)\n"
 			"      --top N          the N largest stacks (default 10, 0: all)\n"
 			"      --max-stacks N   distinct stacks kept (default %u)\n"
-			"      --stack-depth N  frames per stack, at most %u (default %u)\n",
+			"      --stack-depth N  frames per stack, at most %u (default %u)\n"
+			"Verdicts (a reachability scan of the target's memory):\n"
+			"      --scan[=stop]    at every report, stop the target for the\n"
+			"                       scan and classify each live block as\n"
+			"                       valgrind's memcheck does: definitely,\n"
+			"                       indirectly or possibly lost, or still\n"
+			"                       reachable; lost blocks lead the report\n"
+			"      --scan=concurrent  scan while the target runs, stop it only\n"
+			"                       to rescan what changed; a block is lost\n"
+			"                       once two scans in a row agree\n"
+			"  SIGUSR1 to ztrace makes a report with a scan at once, with or\n"
+			"  without --scan.\n",
 			ZT_DEFAULT_MAX_STACKS, ZT_MAX_STACK_DEPTH,
 			ZT_DEFAULT_STACK_DEPTH);
 	if (mode == ZT_MODE_LEAKS || mode == ZT_MODE_RECORD)
@@ -176,6 +189,25 @@ static int parse_u32(const char *opt, const char *arg, unsigned long min,
 	}
 	*out = v;
 	return 0;
+}
+
+static int parse_scan(const char *arg)
+{
+	if (env.mode != ZT_MODE_LEAKS) {
+		p_err("--scan gives leak verdicts: use it with 'ztrace leaks'");
+		return -EINVAL;
+	}
+	if (!arg || !strcmp(arg, "stop")) {
+		env.scan = ZT_SCAN_STOP;
+		return 0;
+	}
+	if (!strcmp(arg, "concurrent")) {
+		env.scan = ZT_SCAN_CONCURRENT;
+		return 0;
+	}
+	p_err("invalid --scan mode '%s': use --scan, --scan=stop or --scan=concurrent",
+	      arg);
+	return -EINVAL;
 }
 
 /* --sample[=BYTES]: a whole number of bytes, with an optional K, M or G. */
@@ -257,6 +289,8 @@ static int parse_one(int opt, const char *arg)
 	case OPT_SVG:
 		env.svg = arg;
 		return 0;
+	case OPT_SCAN:
+		return parse_scan(arg);
 	}
 	return -EINVAL;
 }

@@ -19,6 +19,12 @@ enum zt_mode {
 	ZT_MODE_TOP,
 };
 
+enum zt_scan_mode {
+	ZT_SCAN_NONE,
+	ZT_SCAN_STOP,	    /* stop the world for each scan */
+	ZT_SCAN_CONCURRENT, /* zscan's concurrent mode */
+};
+
 struct zt_env {
 	enum zt_mode mode;
 	const char *mode_name;
@@ -31,6 +37,7 @@ struct zt_env {
 	__u32 max_blocks;
 	__u32 max_stacks;
 	__u32 stack_depth;
+	enum zt_scan_mode scan; /* leaks --scan */
 	bool sample; /* --sample: the sampled probes, estimates */
 	__u64 sample_bytes; /* --sample=BYTES; 0: the target's rate */
 	bool json;

@@ -142,6 +142,7 @@ static int setup_signals(sigset_t *old)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &mask, old))
 		return -errno;
 	fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -169,6 +170,12 @@ static bool handle_signals(struct zt_session *s, int sfd, bool *stop,
 	int r;
 
 	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			/* On demand: a report now, with a scan in leaks. */
+			s->report_now = true;
+			s->scan_requested = env.mode == ZT_MODE_LEAKS;
+			continue;
+		}
 		if (si.ssi_signo != SIGCHLD) {
 			*stop = true;
 			(*interrupts)++;
@@ -231,6 +238,11 @@ static void run_loop(struct zt_session *s, int sfd)
 			return;
 		if (fds[2].revents)
 			handle_input(s, &fds[2], &stop);
+		if (s->report_now && !stopped) {
+			s->report_now = false;
+			refresh(s);
+			session_report(s, false);
+		}
 		if (fds[1].revents) {
 			s->alive = false;
 			s->end_reason = "exited";

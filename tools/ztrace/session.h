@@ -41,6 +41,8 @@ struct zt_session {
 	__u64 attach_ns;
 	unsigned int seq; /* reports so far */
 	bool final_done;
+	bool report_now; /* SIGUSR1: a report now */
+	bool scan_requested; /* with a leak scan, in leaks */
 	bool alive; /* the target's memory can be read */
 	const char *end_reason;
 

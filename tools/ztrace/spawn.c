@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "elf_info.h"
+#include "options.h"
 #include "output.h"
 #include "target.h"
 #include "zmalloc_probes.h"
@@ -229,8 +230,15 @@ int spawn_release(struct zt_target *t)
 	char go = 'g';
 	int err = 0;
 
-	/* Without ptrace the final report uses the last figures read. */
-	if (ptrace(PTRACE_SEIZE, t->pid, NULL, (void *)opts) == 0)
+	/*
+	 * Without ptrace the final report uses the last figures read. A leak
+	 * scan must seize every thread itself, so with --scan the command is
+	 * not held for its exit.
+	 */
+	if (env.scan != ZT_SCAN_NONE)
+		p_info("--scan: scans are made while %s runs; the final report, after it exits, has none",
+		       t->exe);
+	else if (ptrace(PTRACE_SEIZE, t->pid, NULL, (void *)opts) == 0)
 		t->traced = true;
 	else
 		p_warn("cannot ptrace %s for its exit (%s): the final report will show the last figures read before it exited",

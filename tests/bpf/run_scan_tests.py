@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""ztrace leaks --scan: memcheck's verdicts through the whole product.
+
+The candidates are the blocks ztrace's BPF programs saw allocated, not a
+list the target prints: tests/scan/leaky builds each kind of leak after
+ztrace has attached (-p), prints what memcheck would say of each block,
+and ztrace's scan, asked for with SIGUSR1 and with --scan, must agree
+block class by block class, byte for byte. The same program run to its
+exit under valgrind --leak-check=full must agree too.
+
+usage: run_scan_tests.py ZTRACE LEAKY [RESULTS_FILE]
+"""
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ZTRACE, LEAKY = sys.argv[1], sys.argv[2]
+CHURN = os.path.join(os.path.dirname(LEAKY), "churn")
+RESULTS = sys.argv[3] if len(sys.argv) > 3 else None
+TMP = tempfile.mkdtemp(prefix="zt-scan-")
+CLASSES = {"definitely": "definitely_lost", "indirectly": "indirectly_lost",
+           "possibly": "possibly_lost", "still": "still_reachable"}
+VALGRIND = {"definitely_lost": "definitely lost",
+            "indirectly_lost": "indirectly lost",
+            "possibly_lost": "possibly lost",
+            "still_reachable": "still reachable"}
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, why):
+    if not cond:
+        raise Fail(why)
+
+
+class Proc:
+    """A child whose stdout is read as it comes, without buffering."""
+
+    def __init__(self, cmd, env=None):
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env,
+                                  bufsize=0)
+        self.out = ""
+
+    def wait_for(self, pattern, timeout=20):
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while not rx.search(self.out):
+            left = end - time.monotonic()
+            check(left > 0, "timed out waiting for %r: %r" % (pattern,
+                                                             self.out))
+            r, _, _ = select.select([self.p.stdout], [], [], left)
+            if r:
+                data = os.read(self.p.stdout.fileno(), 65536)
+                check(data, "exited before %r: %r" % (pattern, self.out))
+                self.out += data.decode(errors="replace")
+        return rx.search(self.out)
+
+    def send(self, line):
+        self.p.stdin.write((line + "\n").encode())
+        self.p.stdin.flush()
+
+
+def expected(text):
+    """Bytes and blocks per class, from leaky's candidate lines."""
+    want = {c: [0, 0] for c in CLASSES.values()}
+    for m in re.finditer(r"^cand (\S+) (\d+) (\d+) (\S+) (\S+)$", text,
+                         re.M):
+        want[CLASSES[m.group(5)]][0] += 1
+        want[CLASSES[m.group(5)]][1] += int(m.group(2))
+    check(sum(b for b, _ in want.values()) > 10, "leaky built nothing")
+    return want
+
+
+def json_docs(path):
+    with open(path) as f:
+        text = f.read()
+    dec, i, out = json.JSONDecoder(), 0, []
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        d, i = dec.raw_decode(text, i)
+        out.append(d)
+
+
+def wait_scan_doc(path, n, timeout=20):
+    """The n-th report of ztrace's JSON output that carries a scan."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(path):
+            try:
+                scans = [d for d in json_docs(path) if "scan" in d]
+            except ValueError:
+                scans = []
+            if len(scans) >= n:
+                return scans[n - 1]
+        time.sleep(0.05)
+    raise Fail("no scan report %d in %s" % (n, path))
+
+
+def got_classes(doc):
+    sc = doc["scan"]
+    return {c: [sc[c]["blocks"], sc[c]["bytes"]] for c in CLASSES.values()}
+
+
+def start(extra, name):
+    """leaky waiting for go, ztrace leaks -p on it; returns both."""
+    env = dict(os.environ, LEAKY_WAIT_GO="1")
+    leaky = Proc([LEAKY, "wait"], env=env)
+    pid = int(leaky.wait_for(r"waiting (\d+)").group(1))
+    path = os.path.join(TMP, name + ".json")
+    errpath = os.path.join(TMP, name + ".err")
+    zt = subprocess.Popen([ZTRACE, "leaks", "--json", "-o", path, "-p",
+                           str(pid)] + extra, stderr=open(errpath, "w"))
+    zt.errpath = errpath
+    # ztrace says "tracing PID" once its probes are attached.
+    deadline = time.monotonic() + 20
+    while "tracing PID" not in open(errpath).read():
+        check(time.monotonic() < deadline and zt.poll() is None,
+              "ztrace did not attach: %s" % open(errpath).read())
+        time.sleep(0.02)
+    leaky.send("go")
+    leaky.wait_for(r"ready \d+")
+    return leaky, zt, path
+
+
+def stop(leaky, zt):
+    zt.send_signal(signal.SIGINT)
+    try:
+        zt.wait(20)
+    finally:
+        leaky.p.stdin.close()
+        leaky.p.wait(20)
+    check(zt.returncode == 0, "ztrace failed: %s" % open(zt.errpath).read())
+
+
+def test_scan_on_demand_matches_memcheck_rules():
+    leaky, zt, path = start([], "usr1")
+    try:
+        want = expected(leaky.out)
+        os.kill(zt.pid, signal.SIGUSR1)
+        doc = wait_scan_doc(path, 1)
+        check(got_classes(doc) == want,
+              "verdicts %s, expected %s" % (got_classes(doc), want))
+        check(doc["scan"]["candidates"] == sum(b for b, _ in want.values()),
+              "candidates %d" % doc["scan"]["candidates"])
+        check(doc["scan"]["pause_ms"] > 0, "no pause measured")
+        lost = [s for s in doc["scan"]["stacks"]
+                if s["definitely_lost"]["blocks"]]
+        check(lost and all(s["frames"] for s in lost),
+              "lost stacks without frames: %s" % lost)
+    finally:
+        stop(leaky, zt)
+
+
+def test_scan_every_report_and_valgrind_agree():
+    leaky, zt, path = start(["--scan", "-i", "0.5"], "every")
+    try:
+        want = expected(leaky.out)
+        got = got_classes(wait_scan_doc(path, 1))
+        check(got == want, "verdicts %s, expected %s" % (got, want))
+    finally:
+        stop(leaky, zt)
+    vg = subprocess.run(["valgrind", "--leak-check=full",
+                         "--show-leak-kinds=all", LEAKY, "exit"],
+                        capture_output=True, text=True, timeout=120)
+    for cls, name in VALGRIND.items():
+        m = re.search(r"%s: ([\d,]+) bytes in ([\d,]+) blocks" % name,
+                      vg.stderr)
+        check(m, "valgrind printed no %s" % name)
+        vg_bytes = int(m.group(1).replace(",", ""))
+        # valgrind also counts glibc's own blocks (thread TLS and the
+        # like), which are not zmalloc's: it may only have more.
+        check(vg_bytes >= got[cls][1],
+              "%s: valgrind %d bytes, ztrace %d" % (cls, vg_bytes,
+                                                   got[cls][1]))
+    for cls in ("definitely_lost", "indirectly_lost"):
+        m = re.search(r"%s: ([\d,]+) bytes in ([\d,]+) blocks" %
+                      VALGRIND[cls], vg.stderr)
+        check([int(m.group(2).replace(",", "")),
+               int(m.group(1).replace(",", ""))] == got[cls],
+              "%s: valgrind %s, ztrace %s" % (cls, m.groups(), got[cls]))
+
+
+def test_scan_concurrent_needs_two_scans():
+    leaky, zt, path = start(["--scan=concurrent", "-i", "0.5"], "conc")
+    try:
+        want = expected(leaky.out)
+        second = got_classes(wait_scan_doc(path, 2))
+        check(second == want, "second scan %s, expected %s" %
+              (second, want))
+    finally:
+        stop(leaky, zt)
+
+
+def test_scan_command_mode():
+    """-- CMD: the probes see every block from the first instruction."""
+    path = os.path.join(TMP, "cmd.json")
+    zt = Proc([ZTRACE, "leaks", "--scan", "-i", "0.3", "--json", "-o", path,
+               "--", LEAKY, "wait"])
+    try:
+        zt.wait_for(r"ready \d+")
+        want = expected(zt.out)
+        got = got_classes(wait_scan_doc(path, 1))
+        check(got == want, "verdicts %s, expected %s" % (got, want))
+    finally:
+        zt.p.stdin.close()
+        zt.p.wait(20)
+    check(zt.p.returncode == 0, "ztrace -- leaky: status %d" %
+          zt.p.returncode)
+
+
+def test_scan_while_target_allocates():
+    """Scans every 0.2 s of a threaded target that never stops working."""
+    path = os.path.join(TMP, "churn.json")
+    zt = Proc([ZTRACE, "leaks", "--scan", "-i", "0.2", "--json", "-o", path,
+               "--", CHURN])
+    try:
+        zt.send("check")
+        first = zt.wait_for(r"(ok|bad) (\d+) (\d+)")
+        check(first.group(1) == "ok", "churn: %s" % first.group(0))
+        wait_scan_doc(path, 8, timeout=30)
+        zt.out = ""
+        zt.send("check")
+        again = zt.wait_for(r"(ok|bad) (\d+) (\d+)")
+        check(again.group(1) == "ok", "churn: %s" % again.group(0))
+        check(int(again.group(2)) > int(first.group(2)) and
+              int(again.group(3)) > int(first.group(3)),
+              "churn made no progress: %s -> %s" % (first.group(0),
+                                                   again.group(0)))
+        scans = [d["scan"] for d in json_docs(path) if "scan" in d]
+        check(all(sc["definitely_lost"]["blocks"] == 0 and
+                  sc["indirectly_lost"]["blocks"] == 0 for sc in scans),
+              "a live node was judged lost: %s" % [
+                  (sc["definitely_lost"], sc["indirectly_lost"])
+                  for sc in scans])
+        # churn's 2000 long-lived nodes, moved between lists all along.
+        check(all(sc["still_reachable"]["blocks"] >= 2000 for sc in scans),
+              "nodes not all found: %s" %
+              [sc["still_reachable"]["blocks"] for sc in scans])
+    finally:
+        zt.p.stdin.close()
+        zt.p.wait(30)
+    check(zt.p.returncode == 0, "churn found its data corrupt (status %d)" %
+          zt.p.returncode)
+
+
+def test_scan_option_errors():
+    r = subprocess.run([ZTRACE, "hist", "--scan", "-p", "1"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "ztrace leaks" in r.stderr,
+          "hist --scan: %d %s" % (r.returncode, r.stderr))
+    r = subprocess.run([ZTRACE, "leaks", "--scan=sometimes", "-p", "1"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "--scan=concurrent" in r.stderr,
+          "bad mode: %d %s" % (r.returncode, r.stderr))
+
+
+def main():
+    tests = [v for k, v in sorted(globals().items(),
+                                  key=lambda kv: getattr(kv[1], "__code__",
+                                                         None) and
+                                  kv[1].__code__.co_firstlineno or 0)
+             if k.startswith("test_")]
+    passed = failed = skipped = 0
+    for t in tests:
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print("%-45s ok (%.1f s)" % (t.__name__, time.monotonic() - t0))
+        except (Fail, subprocess.TimeoutExpired, OSError) as e:
+            failed += 1
+            print("%-45s FAIL: %s" % (t.__name__, e))
+        sys.stdout.flush()
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    if RESULTS:
+        os.makedirs(os.path.dirname(RESULTS) or ".", exist_ok=True)
+        with open(RESULTS, "w") as f:
+            f.write("%d %d %d\n" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * leak_scan.h - leak verdicts for "ztrace leaks --scan": the blocks the
+ * BPF live table holds are zscan's candidates, and its verdicts are summed
+ * by allocating stack and class. Functions return 0 or -errno.
+ */
+#ifndef ZT_LEAK_SCAN_H
+#define ZT_LEAK_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+#include "zscan.h"
+
+struct zt_probes;
+
+/* One allocating stack's blocks in each class. */
+struct zt_scan_row {
+	__u32 stack_id;
+	__u32 pad;
+	uint64_t blocks[ZSCAN_NR_CLASSES];
+	uint64_t bytes[ZSCAN_NR_CLASSES]; /* requested bytes, as memcheck */
+};
+
+struct zt_scan_result {
+	struct zt_scan_row *rows; /* most lost bytes first */
+	size_t n;
+	__u64 candidates;
+	__u64 changed; /* freed or replaced during the scan: no verdict */
+	bool concurrent;
+	struct zscan_stats st;
+};
+
+/* Scan process PID against the live blocks of P, stopping it as asked. */
+int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
+		  struct zt_scan_result *r);
+void leak_scan_free(struct zt_scan_result *r);
+/* Release what the concurrent mode keeps between scans. */
+void leak_scan_end(void);
+
+/* Bytes definitely and indirectly lost: what the report leads with. */
+static inline __u64 scan_row_lost(const struct zt_scan_row *row)
+{
+	return row->bytes[ZSCAN_DEFINITELY_LOST] +
+	       row->bytes[ZSCAN_INDIRECTLY_LOST];
+}
+
+#endif /* ZT_LEAK_SCAN_H */
