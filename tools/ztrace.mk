@@ -7,7 +7,8 @@
 #   make ztrace        build/ztrace/ztrace
 #   make demo          run ztrace hist and ztrace leaks on tools/demo
 #   make test-bpf      the BPF suite (root; real programs, real processes)
-#   make bench-ztrace  per-event cost of tracing, side by side
+#   make bench-ztrace  per-event cost of tracing, side by side, then
+#                      bench-sample: exact against sampled (--sample)
 #   make vmlinux       regenerate vmlinux/vmlinux.h from the running kernel
 #   make install-ztrace  $(DESTDIR)$(PREFIX)/sbin/ztrace and its man page
 
@@ -36,7 +37,7 @@ ZT_PROG_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
 	$(CFLAGS_WARN) -Iinclude -I$(LIBDIR)/include
 ZT_PROG_LIBS := -L$(LIBDIR) -lzmalloc -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
 
-.PHONY: ztrace demo test-bpf bench-ztrace vmlinux install-ztrace
+.PHONY: ztrace demo test-bpf bench-ztrace bench-sample vmlinux install-ztrace
 
 ztrace: $(ZT_OUT)/ztrace
 
@@ -113,3 +114,13 @@ $(BUILD)/bench/bench_ztrace_work: tests/bench/bench_ztrace_work.c | lib
 bench-ztrace: lib $(ZT_OUT)/ztrace $(BUILD)/bench/bench_ztrace_work
 	$(Q)sh tests/bench/bench_ztrace.sh $(ZT_OUT)/ztrace \
 		$(BUILD)/bench/bench_ztrace_work $(LIBDIR)
+	$(Q)$(MAKE) --no-print-directory bench-sample
+
+$(BUILD)/bench/bench_sample_work: tests/bench/bench_sample_work.c | lib
+	@mkdir -p $(@D)
+	$(if $(Q),@echo "  CC      $@")
+	$(Q)$(CC) $(ZT_PROG_CFLAGS) -O2 $< -o $@ $(ZT_PROG_LIBS)
+
+bench-sample: lib $(ZT_OUT)/ztrace $(BUILD)/bench/bench_sample_work
+	$(Q)python3 tests/bench/bench_sample.py $(ZT_OUT)/ztrace \
+		$(BUILD)/bench/bench_sample_work

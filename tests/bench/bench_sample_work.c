@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * bench_sample_work.c - the malloc-heavy work bench_sample.py times:
+ * THREADS threads share OPS zmalloc() calls, each thread in batches of
+ * BATCH allocations of a fixed mix of sizes (16-256 bytes mostly, 1 in 16
+ * up to 4 KiB) then their zfree(). It waits for a line on stdin before
+ * the work (so a tracer can attach with -p) and after it (so the tracer
+ * reports while it lives), and prints, measured inside the process:
+ *
+ *   ZT_BENCH ops=N bytes=B wall_ns=W cpu_ns=C
+ *
+ * bytes: requested bytes allocated; cpu_ns: user + system time of every
+ * thread over the work (getrusage), the BPF programs' run time included.
+ *
+ * Usage: bench_sample_work THREADS OPS
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zmalloc.h"
+
+#define BATCH 256
+
+struct worker {
+	pthread_t th;
+	long ops;
+	unsigned int seed;
+	unsigned long long bytes;
+};
+
+static unsigned long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static unsigned long long cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ULL +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ULL;
+}
+
+static size_t next_size(unsigned int *seed)
+{
+	*seed = *seed * 1103515245U + 12345U;
+	if (((*seed >> 16) & 15) == 0)
+		return 512 + (*seed >> 8) % 3584;
+	return 16 + (*seed >> 8) % 241;
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	void *v[BATCH];
+	long done;
+	int i;
+
+	for (done = 0; done < w->ops; done += BATCH) {
+		for (i = 0; i < BATCH; i++) {
+			size_t n = next_size(&w->seed);
+
+			w->bytes += n;
+			v[i] = zmalloc(n);
+		}
+		for (i = 0; i < BATCH; i++)
+			zfree(v[i]);
+	}
+	return NULL;
+}
+
+static void wait_line(const char *what)
+{
+	char line[64];
+
+	printf("ZT_BENCH %s pid=%d\n", what, (int)getpid());
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		exit(3);
+}
+
+int main(int argc, char **argv)
+{
+	int nthreads = argc > 1 ? atoi(argv[1]) : 1, i;
+	long ops = argc > 2 ? atol(argv[2]) : 10000000;
+	unsigned long long t0, c0, wall, cpu, bytes = 0;
+	struct worker *w;
+
+	if (nthreads < 1 || ops < BATCH)
+		return 2;
+	w = calloc(nthreads, sizeof(*w));
+	if (!w)
+		return 1;
+	wait_line("ready");
+	t0 = now_ns();
+	c0 = cpu_ns();
+	for (i = 0; i < nthreads; i++) {
+		w[i].ops = ops / nthreads;
+		w[i].seed = 42 + i;
+		if (pthread_create(&w[i].th, NULL, work, &w[i]))
+			return 1;
+	}
+	for (i = 0; i < nthreads; i++) {
+		pthread_join(w[i].th, NULL);
+		bytes += w[i].bytes;
+	}
+	wall = now_ns() - t0;
+	cpu = cpu_ns() - c0;
+	printf("ZT_BENCH ops=%ld bytes=%llu wall_ns=%llu cpu_ns=%llu\n",
+	       ops / nthreads / BATCH * BATCH * nthreads, bytes, wall, cpu);
+	wait_line("done");
+	free(w);
+	return 0;
+}
