@@ -80,8 +80,7 @@ static void derive(struct zt_snapshot *s)
 			 c->drop_live_usable;
 }
 
-static int collect_sample_hist(const struct zt_probes *p,
-			       struct zt_snapshot *s)
+static int collect_sample_hist(const struct zt_probes *p, struct zt_snapshot *s)
 {
 	int fd = bpf_map__fd(p->skel->maps.sample_hist);
 	__u32 key, kind, b;

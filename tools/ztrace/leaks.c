@@ -112,12 +112,13 @@ static void text_leak(struct zt_session *s, size_t rank,
 		text_sampled_leak(s, rank, l);
 	else
 		fprintf(zt_out,
-		"  #%zu %llu bytes in %llu blocks (%llu usable), oldest %.2f s; this stack: %llu allocs, %llu bytes since attach\n",
-		rank, (unsigned long long)l->bytes,
-		(unsigned long long)l->blocks, (unsigned long long)l->usable,
-		(s->cur.mono_ns - l->oldest_ns) / 1e9,
-		(unsigned long long)l->total_allocs,
-		(unsigned long long)l->total_bytes);
+			"  #%zu %llu bytes in %llu blocks (%llu usable), oldest %.2f s; this stack: %llu allocs, %llu bytes since attach\n",
+			rank, (unsigned long long)l->bytes,
+			(unsigned long long)l->blocks,
+			(unsigned long long)l->usable,
+			(s->cur.mono_ns - l->oldest_ns) / 1e9,
+			(unsigned long long)l->total_allocs,
+			(unsigned long long)l->total_bytes);
 	if (!st) {
 		fprintf(zt_out, "        [stack not recorded: see drops]\n");
 		return;
@@ -356,10 +357,11 @@ static void leaks_report(struct zt_session *s, bool final)
 			(unsigned long long)set.young_blocks);
 	else
 		fprintf(zt_out,
-		"  leaks      %llu blocks, %llu bytes outstanding for %.2f s or more, from %zu stacks (%llu younger blocks, %llu bytes)\n",
-		(unsigned long long)set.blocks, (unsigned long long)set.bytes,
-		env.min_age, set.n, (unsigned long long)set.young_blocks,
-		(unsigned long long)set.young_bytes);
+			"  leaks      %llu blocks, %llu bytes outstanding for %.2f s or more, from %zu stacks (%llu younger blocks, %llu bytes)\n",
+			(unsigned long long)set.blocks,
+			(unsigned long long)set.bytes, env.min_age, set.n,
+			(unsigned long long)set.young_blocks,
+			(unsigned long long)set.young_bytes);
 	for (i = 0; i < shown(&set); i++)
 		text_leak(s, i + 1, &set.v[i]);
 	if (shown(&set) < set.n)
