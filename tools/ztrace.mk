@@ -58,10 +58,19 @@ $(ZT_OUT)/ztrace: $(ZT_OBJS) $(ZT_ZSCAN)
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(ZT_OBJS) $(ZT_ZSCAN) $(ZT_LIBS)
 
+# Man pages: ztrace.8 documents hist, leaks, stat and noop (ztrace-hist.8
+# and the like link to it); record, serve and top have pages of their own.
+ZT_MAN := $(DESTDIR)$(PREFIX)/share/man/man8
+ZT_BASHCOMP := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+
 install-ztrace: $(ZT_OUT)/ztrace
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/sbin $(ZT_MAN) $(ZT_BASHCOMP)
 	install -m 0755 $(ZT_OUT)/ztrace $(DESTDIR)$(PREFIX)/sbin/
-	install -m 0644 tools/ztrace/ztrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 tools/ztrace/ztrace.8 tools/ztrace/ztrace-record.8 \
+		tools/ztrace/ztrace-serve.8 tools/ztrace/ztrace-top.8 $(ZT_MAN)/
+	for c in hist leaks stat noop; do \
+		ln -sf ztrace.8 $(ZT_MAN)/ztrace-$$c.8; done
+	install -m 0644 tools/ztrace/ztrace.bash-completion $(ZT_BASHCOMP)/ztrace
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h.tmp
@@ -103,6 +112,8 @@ test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(ZT_TOUT)/zt_workload_sta
 	$(ZT_RECORD) $(ZT_RESULTS)/bpf.log > $(ZT_RESULTS)/bpf; \
 	python3 tests/bpf/run_scan_tests.py $(ZT_OUT)/ztrace \
 		$(BUILD)/scan/tests/leaky $(ZT_RESULTS)/bpf-scan || status=1; \
+	python3 tests/bpf/run_export_tests.py $(ZT_OUT)/ztrace \
+		$(ZT_TOUT)/zt_workload $(LIBDIR) || status=1; \
 	exit $$status
 
 # ------------------------------------------------------------- benchmark

@@ -635,7 +635,7 @@ def test_install_man_and_completion():
         eq(r.returncode, 0, "completion of %r (%s)" % (line, r.stderr))
         return set(r.stdout.split())
     eq(complete("ztrace "), {"hist", "leaks", "stat", "record", "serve",
-                             "top", "noop", "help"}, "commands")
+                             "top", "noop", "help", "--help"}, "commands")
     check({"--pprof", "--folded", "--svg", "--min-age"} <=
           complete("ztrace leaks --"), "leaks options")
     check({"--listen", "--all", "--pid"} <= complete("ztrace serve --"),
