@@ -120,8 +120,11 @@ def check_free(pid):
             raise Fail("pid %d left %s, TracerPid %d" % (pid, state, tracer))
         time.sleep(0.01)
     for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-            s = f.read()
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                s = f.read()
+        except FileNotFoundError:
+            continue  # a short-lived thread, gone since the listing
         check(re.search(r"TracerPid:\s+0\n", s),
               "thread %s of pid %d still traced" % (tid, pid))
         check(not re.search(r"State:\s+[tT]", s),
@@ -352,6 +355,179 @@ class Suite:
                            text=True, timeout=10)
         check(r.returncode != 0 and "No such process" in r.stderr,
               "scan of a dead pid: %d %s" % (r.returncode, r.stderr))
+
+
+    # ------------------------------------------------- fork snapshot
+    def snap_children(self, out):
+        """The snapshot children a scan_cli -S run reported."""
+        return [int(l.split()[2]) for l in out.splitlines()
+                if l.startswith("snapshot ")]
+
+    def check_no_child(self, t, children):
+        """None of our snapshot children is left: not even a zombie."""
+        listed = set()
+        for tid in os.listdir("/proc/%d/task" % t.pid):
+            try:
+                with open("/proc/%d/task/%s/children" % (t.pid, tid)) as f:
+                    listed |= {int(c) for c in f.read().split()}
+            except FileNotFoundError:
+                pass
+        left = [c for c in children if c in listed]
+        check(not left, "snapshot children left under pid %d: %s" %
+              (t.pid, left))
+        for c in children:
+            check(not os.path.exists("/proc/%d" % c) or
+                  proc_status(c)[0][0] not in "tTZ",
+                  "snapshot child %d still exists" % c)
+
+    def snap_scan(self, t, *opts, timeout=60):
+        cf = self.cand_file(t)
+        r = subprocess.run([self.cli, "-S", "0", *opts, str(t.pid), cf],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise Fail("scan_cli -S 0 %s failed: %s" % (" ".join(opts),
+                                                       r.stderr.strip()))
+        verdict = {}
+        for l in r.stdout.splitlines():
+            if l.startswith("blk "):
+                _, addr, rest = l.split(None, 2)
+                verdict[int(addr, 16)] = rest.rsplit(" ", 1)[0]
+        stats = [dict(kv.split("=") for kv in l.split()[1:])
+                 for l in r.stdout.splitlines() if l.startswith("stats ")]
+        return verdict, stats, self.snap_children(r.stdout), r.stderr
+
+    def test_scan_snapshot_classes_after_two_scans(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            verdict, _, kids, _ = self.snap_scan(t, "-c", "-n", "1")
+            lost = [a for a, c in verdict.items()
+                    if c not in ("still reachable", "undecided")]
+            check(not lost, "lost after one snapshot scan: %d" % len(lost))
+            verdict, stats, more, _ = self.snap_scan(t, "-c", "-n", "2")
+            kids += more
+            check(len(kids) == 3, "snapshots reported: %s" % kids)
+            self.expect_leaky(t, verdict)
+            check(int(stats[-1]["unreadable"]) == 0,
+                  "unreadable bytes: %s" % stats[-1])
+            check(int(stats[-1]["threads"]) == 2, "threads: %s" % stats[-1])
+            check_free(t.pid)
+            self.check_no_child(t, kids)
+            check(t.ask("ping") == "pong", "target does not answer")
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_snapshot_agrees_with_stop_the_world(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            stw, _, _, _ = self.scan(t)
+            snap, _, kids, _ = self.snap_scan(t)
+            check(stw == snap, "one-shot snapshot and stop-the-world "
+                  "differ on %d blocks" %
+                  sum(stw[a] != snap.get(a) for a in stw))
+            self.expect_leaky(t, snap)
+            self.check_no_child(t, kids)
+            check_free(t.pid)
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_snapshot_churn_20_scans(self):
+        t = Target([self.churn], self.tmp)
+        try:
+            before = t.ask("check").split()
+            check(before[0] == "ok", "churn: " + " ".join(before))
+            verdict, stats, kids, _ = self.snap_scan(t, "-c", "-n", "20")
+            check(len(stats) == 20 and len(kids) == 20,
+                  "%d scans, %d snapshots of 20" % (len(stats), len(kids)))
+            wrong = [a for a, c in verdict.items() if c != "still reachable"]
+            check(not wrong, "%d live nodes not still reachable" % len(wrong))
+            check_free(t.pid)
+            self.check_no_child(t, kids)
+            after = t.ask("check").split()
+            check(after[0] == "ok", "churn: " + " ".join(after))
+            check(int(after[1]) > int(before[1]) and
+                  int(after[2]) > int(before[2]),
+                  "churn made no progress: %s -> %s" % (before, after))
+            pause = max(int(s["pause_ns"]) for s in stats)
+            print("    longest snapshot pause %.2f ms" % (pause / 1e6))
+        finally:
+            rc = t.finish()
+        check(rc == 0, "churn found its data corrupt (exit %d)" % rc)
+
+    def hold_snapshot(self, t, ms):
+        cf = self.cand_file(t)
+        s = subprocess.Popen([self.cli, "-S", str(ms), str(t.pid), cf],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        line = s.stdout.readline()
+        check(line.startswith("snapshot"), "scanner made no snapshot: %r %s"
+              % (line, s.stderr.read() if s.poll() is not None else ""))
+        child = int(line.split()[2])
+        state, tracer = proc_status(child)
+        check(tracer == s.pid and state[0] == "t",
+              "snapshot child is %s, TracerPid %d" % (state, tracer))
+        check_free(t.pid)
+        return s, child
+
+    def test_scan_snapshot_sigkill_scanner_mid_scan(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            s, child = self.hold_snapshot(t, 10000)
+            s.kill()
+            s.wait(5)
+            check_free(t.pid)
+            # EXITKILL: the kernel killed the child; at most a zombie.
+            deadline = time.monotonic() + 2
+            while os.path.exists("/proc/%d" % child) and \
+                    proc_status(child)[0][0] != "Z":
+                check(time.monotonic() < deadline,
+                      "snapshot child %d outlived its tracer: %s" %
+                      (child, proc_status(child)[0]))
+                time.sleep(0.01)
+            check(t.ask("ping") == "pong", "target does not answer")
+            # The next snapshot reaps the zombie the killed scanner left.
+            _, _, kids, err = self.snap_scan(t)
+            check("reaped snapshot child %d" % child in err,
+                  "stale child %d not reaped: %s" % (child, err.strip()))
+            self.check_no_child(t, [child] + kids)
+            check_free(t.pid)
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_snapshot_sigterm_cleans_up(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            s, child = self.hold_snapshot(t, 300)
+            s.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            check(proc_status(child)[0][0] == "t" and s.poll() is None,
+                  "SIGTERM cut the snapshot scan short")
+            rc = s.wait(5)
+            check(rc == -signal.SIGTERM, "scanner exit %d" % rc)
+            check_free(t.pid)
+            self.check_no_child(t, [child])
+            check(t.ask("ping") == "pong", "target does not answer")
+        finally:
+            check(t.finish() == 0, "leaky failed")
+
+    def test_scan_snapshot_target_signal_not_lost(self):
+        t = Target([self.leaky, "wait"], self.tmp)
+        try:
+            cf = self.cand_file(t)
+            s = subprocess.Popen([self.cli, "-s", "-H", "300", str(t.pid),
+                                  cf], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            line = s.stdout.readline()
+            check(line.startswith("stopped"), "scanner did not stop it")
+            os.kill(t.pid, signal.SIGUSR1)
+            check(s.wait(5) == 0, "scan failed: %s" % s.stderr.read())
+            check_free(t.pid)
+            deadline = time.monotonic() + 2
+            while "usr1" not in t.text() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            check("usr1" in t.text(), "SIGUSR1 sent during the stop lost")
+            check(t.ask("ping") == "pong", "target does not answer")
+        finally:
+            check(t.finish() == 0, "leaky failed")
 
 
 def parse_valgrind(text):

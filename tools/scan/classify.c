@@ -168,6 +168,7 @@ int zs_mark_init(struct zs_mark *m, pid_t pid, const struct zscan_block *b,
 
 	memset(m, 0, sizeof(*m));
 	m->pid = pid;
+	m->memfd = -1;
 	m->o = o;
 	m->st = st;
 	if (n >= ZS_UNSET)
@@ -403,7 +404,7 @@ static int batch_flush(struct batch *bt)
 
 	if (!bt->niov)
 		return 0;
-	err = zs_readv(m->pid, m->iov, bt->niov, m->buf, &bad, m->badr);
+	err = zs_readv(m->pid, m->memfd, m->iov, bt->niov, m->buf, &bad, m->badr);
 	if (err)
 		return err;
 	if (st)
@@ -685,7 +686,7 @@ static int read_into(struct zs_mark *m, struct zs_span *sp, uint64_t lo,
 
 	for (; lo < hi && !err; lo += step) {
 		step = hi - lo < m->buf_len ? hi - lo : m->buf_len;
-		err = zs_read(m->pid, lo, sp->copy + (lo - sp->lo), step, &bad,
+		err = zs_read(m->pid, m->memfd, lo, sp->copy + (lo - sp->lo), step, &bad,
 			      m->badr);
 	}
 	if (m->st) {

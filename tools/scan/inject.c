@@ -88,7 +88,7 @@ static int search_map(pid_t pid, uint64_t lo, uint64_t hi, uint8_t *buf,
 
 	if (len > ZS_GADGET_SCAN)
 		len = ZS_GADGET_SCAN;
-	err = zs_read(pid, lo, buf, len, &bad, NULL);
+	err = zs_read(pid, -1, lo, buf, len, &bad, NULL);
 	if (err)
 		return err;
 	for (uint64_t i = 0; i + 2 < len; i++) {
@@ -151,7 +151,7 @@ bool zs_gadget_valid(pid_t pid, uint64_t addr)
 	uint8_t b[2] = { 0 };
 	uint64_t bad = 0;
 
-	return addr && !zs_read(pid, addr, b, 2, &bad, NULL) && !bad &&
+	return addr && !zs_read(pid, -1, addr, b, 2, &bad, NULL) && !bad &&
 	       is_syscall(b);
 }
 
@@ -194,7 +194,7 @@ static bool rseq_clear(pid_t pid, pid_t tid)
 	if (!rc.abi_pointer)
 		return true; /* not registered */
 	/* struct rseq: u32 cpu_id_start, u32 cpu_id, u64 rseq_cs. */
-	if (zs_read(pid, rc.abi_pointer + 8, &cs, 8, &bad, NULL) || bad)
+	if (zs_read(pid, -1, rc.abi_pointer + 8, &cs, 8, &bad, NULL) || bad)
 		return false;
 	return cs == 0;
 }

@@ -6,9 +6,16 @@
  * cost per byte is a copy. A read stops at the first page that cannot be
  * read (unmapped meanwhile, PROT_NONE, a hole in a file mapping): that
  * page is zeroed, counted, and the read goes on after it.
+ *
+ * A fork snapshot is read through /proc/PID/mem instead (memfd >= 0):
+ * process_vm_readv pins the pages it copies, and pinning an anonymous
+ * page shared copy-on-write makes the kernel unshare it first, i.e. copy
+ * every page of the snapshot into a new one (measured: 617 ms per GiB,
+ * against 270 ms through /proc/PID/mem, which only takes a reference).
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zscan_int.h"
 
@@ -24,21 +31,31 @@ static int note_bad(uint64_t lo, uint64_t hi, uint64_t *bad,
 	return badr ? zs_ranges_add(badr, lo, hi) : 0;
 }
 
-int zs_read(pid_t pid, uint64_t addr, void *buf, size_t len, uint64_t *bad,
-	    struct zs_ranges *badr)
+static ssize_t read_one(pid_t pid, int memfd, void *buf, uint64_t addr,
+			size_t len)
 {
-	struct iovec l, r;
+	struct iovec l = { buf, len };
+	struct iovec r = { (void *)(uintptr_t)addr, len };
+	ssize_t got;
+
+	if (memfd < 0)
+		return process_vm_readv(pid, &l, 1, &r, 1, 0);
+	got = pread(memfd, buf, len, (off_t)addr);
+	if (got == 0)
+		errno = EIO; /* past the end: an unmapped page */
+	return got ? got : -1;
+}
+
+int zs_read(pid_t pid, int memfd, uint64_t addr, void *buf, size_t len,
+	    uint64_t *bad, struct zs_ranges *badr)
+{
 	uint8_t *p = buf;
 	uint64_t skip;
 	ssize_t got;
 	int err;
 
 	while (len) {
-		l.iov_base = p;
-		l.iov_len = len;
-		r.iov_base = (void *)(uintptr_t)addr;
-		r.iov_len = len;
-		got = process_vm_readv(pid, &l, 1, &r, 1, 0);
+		got = read_one(pid, memfd, p, addr, len);
 		if (got < 0 && errno == ESRCH)
 			return -ESRCH;
 		if (got < 0 && errno != EFAULT && errno != EIO)
@@ -64,8 +81,8 @@ int zs_read(pid_t pid, uint64_t addr, void *buf, size_t len, uint64_t *bad,
 	return 0;
 }
 
-int zs_readv(pid_t pid, const struct iovec *remote, size_t n, void *buf,
-	     uint64_t *bad, struct zs_ranges *badr)
+int zs_readv(pid_t pid, int memfd, const struct iovec *remote, size_t n,
+	     void *buf, uint64_t *bad, struct zs_ranges *badr)
 {
 	struct iovec l;
 	uint8_t *p = buf;
@@ -73,6 +90,17 @@ int zs_readv(pid_t pid, const struct iovec *remote, size_t n, void *buf,
 	ssize_t got;
 	int err;
 
+	if (memfd >= 0) {
+		/* No scatter read in /proc/PID/mem: piece by piece. */
+		for (i = 0; i < n; i++) {
+			err = zs_read(pid, memfd, (uintptr_t)remote[i].iov_base,
+				      p, remote[i].iov_len, bad, badr);
+			if (err)
+				return err;
+			p += remote[i].iov_len;
+		}
+		return 0;
+	}
 	for (i = 0; i < n; i += k) {
 		k = n - i < ZS_IOV_MAX ? n - i : ZS_IOV_MAX;
 		total = 0;
@@ -99,7 +127,7 @@ int zs_readv(pid_t pid, const struct iovec *remote, size_t n, void *buf,
 				p += r->iov_len;
 				continue;
 			}
-			err = zs_read(pid, (uintptr_t)r->iov_base + done,
+			err = zs_read(pid, -1, (uintptr_t)r->iov_base + done,
 				      p + done, r->iov_len - done, bad, badr);
 			if (err)
 				return err;

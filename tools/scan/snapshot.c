@@ -61,6 +61,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -383,6 +384,7 @@ int zs_snap_scan(pid_t pid, uint64_t *gadget, struct zs_mark *m,
 {
 	struct zs_ranges roots = { 0 };
 	struct zs_snap s = { .gadget = *gadget };
+	char path[64];
 	int err;
 
 	err = zs_mark_copy_prepare(m, o->copy_bytes_max);
@@ -396,7 +398,11 @@ int zs_snap_scan(pid_t pid, uint64_t *gadget, struct zs_mark *m,
 		o->snapshot(o->snapshot_arg, pid, s.child);
 	/* From here on every read is of the frozen copy. */
 	m->pid = s.child;
-	err = zs_snap_roots(&s, &roots, o, st);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)s.child);
+	m->memfd = open(path, O_RDONLY | O_CLOEXEC);
+	err = m->memfd < 0 ? -errno : 0;
+	if (!err)
+		err = zs_snap_roots(&s, &roots, o, st);
 	if (!err)
 		err = zs_mark_copy(m);
 	if (!err)
@@ -408,6 +414,9 @@ int zs_snap_scan(pid_t pid, uint64_t *gadget, struct zs_mark *m,
 	/* The cliques read unreached blocks: while the copy still exists. */
 	if (!err)
 		err = zs_mark_cliques(m);
+	if (m->memfd >= 0)
+		close(m->memfd);
+	m->memfd = -1;
 	zs_snap_drop(&s, o, st);
 	m->pid = pid;
 	zs_ranges_free(&roots);

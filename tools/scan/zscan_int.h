@@ -132,15 +132,18 @@ ZS_HIDDEN int zs_soft_dirty(pid_t pid, const struct zs_ranges *within,
 
 /* -------------------------------------------------------- readmem.c */
 /*
- * Reads remote [addr, addr + len) into buf. Pages that cannot be read are
- * zeroed (zero is no pointer) and added to *bad (and to badr, if set).
- * -ESRCH when the process is gone.
+ * Reads remote [addr, addr + len) into buf, with process_vm_readv, or
+ * from memfd (/proc/PID/mem) when it is >= 0. Pages that cannot be read
+ * are zeroed (zero is no pointer) and added to *bad (and to badr, if
+ * set). -ESRCH when the process is gone.
  */
-ZS_HIDDEN int zs_read(pid_t pid, uint64_t addr, void *buf, size_t len,
+ZS_HIDDEN int zs_read(pid_t pid, int memfd, uint64_t addr, void *buf,
+		      size_t len,
 		      uint64_t *bad, struct zs_ranges *badr);
 /* The same for n remote pieces, read back to back into buf. */
-ZS_HIDDEN int zs_readv(pid_t pid, const struct iovec *remote, size_t n,
-		       void *buf, uint64_t *bad, struct zs_ranges *badr);
+ZS_HIDDEN int zs_readv(pid_t pid, int memfd, const struct iovec *remote,
+		       size_t n, void *buf, uint64_t *bad,
+		       struct zs_ranges *badr);
 
 /* --------------------------------------------------------- inject.c */
 /*
@@ -181,6 +184,7 @@ struct zs_span {
 
 struct zs_mark {
 	pid_t pid;
+	int memfd; /* /proc/PID/mem of a snapshot, or -1 */
 	const struct zscan_opts *o;
 	struct zscan_stats *st;
 	size_t n;
