@@ -251,6 +251,27 @@ def test_pprof_leaks_pid():
     eq(inuse, js, "pprof inuse_space vs the leaks report")
 
 
+def test_pprof_sampled():
+    """record --sample: Go's period (the mean interval), scaled values."""
+    path = out_path("sampled.pb.gz")
+    p = subprocess.run([ZTRACE, "record", "--sample=4K", "-o", path, "--",
+                        WORKLOAD, "basic"], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ,
+                                            ZMALLOC_SAMPLE_SEED="1"))
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    prof = pprof_raw(path)
+    eq(prof["period_type"], "space bytes", "period type")
+    eq(prof["period"], 4096, "period: the mean sampling interval")
+    # A 70000-byte block is sampled with p = 1 - exp(-70000/4096), its
+    # weight 70000 / p: both blocks, scaled to 140000 bytes exactly.
+    big = [s for s in prof["samples"] if s["labels"].get("bytes") ==
+           "[70000]"]
+    eq([s["values"] for s in big], [[2, 140000, 0, 0]], "70000-byte blocks")
+    grow = by_leaf(prof).get("realloc_grow")
+    check(grow and grow[2] == 4 and abs(grow[3] - 80000) < 8000,
+          "realloc_grow's estimate %r, truth 4 blocks, 80000 bytes" % grow)
+
+
 # ------------------------------------------------------- flame graphs
 def test_folded_and_svg():
     """Folded stacks root first; the SVG's widths follow the bytes."""

@@ -39,8 +39,7 @@ struct fg_node {
 	size_t cap;
 };
 
-static struct fg_node *fg_child(struct fg_node *n, const char *name,
-				size_t len)
+static struct fg_node *fg_child(struct fg_node *n, const char *name, size_t len)
 {
 	struct fg_node *c;
 	size_t i;
@@ -168,7 +167,8 @@ static void fg_frame(struct fg_ctx *c, const struct fg_node *n, int depth,
 	fprintf(c->f,
 		"<rect x=\"%.3f\" y=\"%.1f\" width=\"%.3f\" height=\"%d\" rx=\"2\" fill=\"rgb(%d,%d,%d)\"/>",
 		x, y, w, FG_FRAME - 1, r, g, b);
-	fprintf(c->f, "<text x=\"%.3f\" y=\"%.1f\">", x + 3, y + FG_FRAME - 4.5);
+	fprintf(c->f, "<text x=\"%.3f\" y=\"%.1f\">", x + 3,
+		y + FG_FRAME - 4.5);
 	if (chars > 3 && n->len > chars - 1) {
 		xml_text(c->f, n->name, chars - 3);
 		fputs("..", c->f);
@@ -262,7 +262,8 @@ static void fg_svg(FILE *f, const struct zt_profile *p,
 		FG_WIDTH, c.height, FG_WIDTH, c.height);
 	fputs(fg_style, f);
 	fputs(fg_script, f);
-	fprintf(f, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#f8f8f8\"/>\n",
+	fprintf(f,
+		"<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#f8f8f8\"/>\n",
 		FG_WIDTH, c.height);
 	snprintf(title, sizeof(title),
 		 "Live bytes by allocating stack: PID %d (%s)", p->pid,
@@ -279,8 +280,8 @@ static void fg_svg(FILE *f, const struct zt_profile *p,
 		(unsigned long long)p->live_blocks,
 		p->incomplete ? "; INCOMPLETE: some events were not recorded" :
 				"");
-	fprintf(f, "<text id=\"details\" x=\"%d\" y=\"%d\"> </text>\n",
-		FG_PAD, c.height - 12);
+	fprintf(f, "<text id=\"details\" x=\"%d\" y=\"%d\"> </text>\n", FG_PAD,
+		c.height - 12);
 	fprintf(f, "<g id=\"frames\">\n");
 	fg_frame(&c, root, 0, 0);
 	fprintf(f, "</g>\n</svg>\n");

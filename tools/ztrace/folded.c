@@ -42,8 +42,8 @@ static void fold(const struct zt_prof_stack *r, char *line)
 		return;
 	}
 	for (i = r->st->nframes - 1; i >= 0; i--)
-		append(line, &len, profile_frame_name(r->st, i, buf,
-						      sizeof(buf)));
+		append(line, &len,
+		       profile_frame_name(r->st, i, buf, sizeof(buf)));
 }
 
 static int by_stack(const void *a, const void *b)

@@ -243,8 +243,9 @@ static void comments(struct pprof *pp)
 	snprintf(buf, sizeof(buf), "ztrace: PID %d (%s)", p->pid, p->comm);
 	c[n++] = str(pp, buf);
 	if (p->incomplete)
-		c[n++] = str(pp,
-			     "INCOMPLETE: some events were not recorded, see ztrace's drop counters");
+		c[n++] = str(
+			pp,
+			"INCOMPLETE: some events were not recorded, see ztrace's drop counters");
 	pb_packed(&pp->out, P_COMMENT, c, n);
 }
 

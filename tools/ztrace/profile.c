@@ -10,10 +10,12 @@
 #include <bpf/libbpf.h>
 
 #include "leaks.h"
+#include "options.h"
 #include "output.h"
 #include "profile.h"
 #include "report.h"
 #include "session.h"
+#include "zmalloc_sampling.h"
 #include "ztrace.skel.h"
 
 /* One stack's totals, summed over CPUs; -ENOENT when it has none. */
@@ -38,6 +40,40 @@ static int read_totals(const struct zt_probes *p, __u32 id,
 		t->live_blocks += v[cpu].live_blocks;
 		t->live_bytes += v[cpu].live_bytes;
 	}
+out_free:
+	free(v);
+	return err;
+}
+
+/*
+ * Sampled mode: the estimates of what a stack's samples stand for (sum of
+ * weights; blocks in thousandths), as if every allocation were traced.
+ */
+static int read_sample_totals(const struct zt_probes *p, __u32 id,
+			      struct zt_stack_totals *t)
+{
+	int fd = bpf_map__fd(p->skel->maps.sample_totals);
+	struct zt_sample_totals *v, sum = {};
+	int cpu, err = 0;
+
+	memset(t, 0, sizeof(*t));
+	v = calloc(p->ncpus, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &id, v)) {
+		err = -errno;
+		goto out_free;
+	}
+	for (cpu = 0; cpu < p->ncpus; cpu++) {
+		sum.weight += v[cpu].weight;
+		sum.count_milli += v[cpu].count_milli;
+		sum.live_weight += v[cpu].live_weight;
+		sum.live_count_milli += v[cpu].live_count_milli;
+	}
+	t->allocs = (sum.count_milli + 500) / 1000;
+	t->bytes = sum.weight;
+	t->live_blocks = (sum.live_count_milli + 500) / 1000;
+	t->live_bytes = sum.live_weight;
 out_free:
 	free(v);
 	return err;
@@ -103,7 +139,13 @@ static int collect_totals(struct zt_session *s, bool with_live,
 	for (i = 0; i <= n; i++) {
 		__u32 id = i < n ? ids[i] : ZT_STACK_NONE;
 
-		if (read_totals(&s->probes, id, &t))
+		err = s->probes.sampled ?
+			      read_sample_totals(&s->probes, id, &t) :
+			      read_totals(&s->probes, id, &t);
+		if (err == -ENOMEM)
+			break;
+		err = 0;
+		if (!t.allocs && !t.bytes && !t.live_blocks && !t.live_bytes)
 			continue;
 		r = prof_add(p, cap, id);
 		if (!r) {
@@ -141,8 +183,13 @@ static int collect_live(struct zt_session *s, __u64 min_age_ns,
 			err = -ENOMEM;
 			break;
 		}
-		r->live_blocks = set.v[i].blocks;
-		r->live_bytes = set.v[i].bytes;
+		if (set.sampled) {
+			r->live_blocks = (set.v[i].est_milli + 500) / 1000;
+			r->live_bytes = set.v[i].est_bytes;
+		} else {
+			r->live_blocks = set.v[i].blocks;
+			r->live_bytes = set.v[i].bytes;
+		}
 	}
 	leak_set_free(&set);
 	return err;
@@ -234,7 +281,12 @@ int profile_collect(struct zt_session *s, __u64 min_age_ns, bool with_live,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	p->time_ns = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 	p->duration_ns = s->cur.mono_ns - s->attach_ns;
+	/* Go writes its sampling rate (runtime.MemProfileRate) as the period. */
 	p->period = 1;
+	if (s->probes.sampled)
+		p->period = s->sc.mean_bytes ? s->sc.mean_bytes :
+			    env.sample_bytes ? env.sample_bytes :
+					       ZMALLOC_SAMPLE_DEFAULT_BYTES;
 	p->pid = s->target.pid;
 	p->comm = s->target.comm;
 	p->incomplete = report_incomplete(&s->cur);
@@ -268,8 +320,8 @@ void profile_free(struct zt_profile *p)
 	memset(p, 0, sizeof(*p));
 }
 
-const char *profile_frame_name(const struct zt_sym_stack *st, int i,
-			       char *buf, size_t len)
+const char *profile_frame_name(const struct zt_sym_stack *st, int i, char *buf,
+			       size_t len)
 {
 	const struct zt_frame *f = &st->frames[i];
 

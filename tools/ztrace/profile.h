@@ -66,7 +66,7 @@ int profile_collect(struct zt_session *s, __u64 min_age_ns, bool with_live,
 void profile_free(struct zt_profile *p);
 
 /* The name of frame I of a stack for folded and SVG output, never NULL. */
-const char *profile_frame_name(const struct zt_sym_stack *st, int i,
-			       char *buf, size_t len);
+const char *profile_frame_name(const struct zt_sym_stack *st, int i, char *buf,
+			       size_t len);
 
 #endif /* ZT_PROFILE_H */

@@ -297,11 +297,11 @@ static bool v_frag(const struct zt_snapshot *s, double *v)
 	return true;
 }
 
-#define SERVE_VALUE(fn, expr)                                               \
-	static bool fn(const struct zt_snapshot *s, double *v)              \
-	{                                                                   \
-		*v = (expr);                                                \
-		return true;                                                \
+#define SERVE_VALUE(fn, expr)                                  \
+	static bool fn(const struct zt_snapshot *s, double *v) \
+	{                                                      \
+		*v = (expr);                                   \
+		return true;                                   \
 	}
 
 SERVE_VALUE(v_live_bytes, s->d.live_bytes)
@@ -324,7 +324,8 @@ struct serve_metric {
 
 static const struct serve_metric metrics[] = {
 	{ "ztrace_used_memory_bytes", "gauge",
-	  "zmalloc_used_memory() of the process, read from outside it", v_used },
+	  "zmalloc_used_memory() of the process, read from outside it",
+	  v_used },
 	{ "ztrace_rss_bytes", "gauge", "Resident set size of the process",
 	  v_rss },
 	{ "ztrace_fragmentation_ratio", "gauge", "RSS divided by used_memory",
@@ -365,8 +366,8 @@ static void write_simple(FILE *f, const struct serve_metric *m,
 			fprintf(f, "%s{%s} %.17g\n", m->name, v[i].labels, x);
 }
 
-static void write_hist(FILE *f, const char *name, const char *help,
-		       int kind, const struct serve_snap *v, size_t n)
+static void write_hist(FILE *f, const char *name, const char *help, int kind,
+		       const struct serve_snap *v, size_t n)
 {
 	char bucket[96];
 	__u64 cum;
@@ -398,8 +399,8 @@ static void write_hist(FILE *f, const char *name, const char *help,
 static void write_drops(FILE *f, const struct serve_snap *v, size_t n)
 {
 	static const char *const reasons[] = {
-		"live_map_full",   "live_map_error",	"stack_collision",
-		"stack_error",	   "stack_totals_full", "args_unreadable",
+		"live_map_full", "live_map_error",    "stack_collision",
+		"stack_error",	 "stack_totals_full", "args_unreadable",
 		"prog_missed",
 	};
 	size_t i, r;
@@ -416,7 +417,8 @@ static void write_drops(FILE *f, const struct serve_snap *v, size_t n)
 		};
 
 		for (r = 0; r < sizeof(reasons) / sizeof(reasons[0]); r++)
-			fprintf(f, "ztrace_drops_total{%s,reason=\"%s\"} %llu\n",
+			fprintf(f,
+				"ztrace_drops_total{%s,reason=\"%s\"} %llu\n",
 				v[i].labels, reasons[r],
 				(unsigned long long)val[r]);
 	}
@@ -472,8 +474,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status,
 	return ret;
 }
 
-static enum MHD_Result reply_text(struct MHD_Connection *c,
-				  unsigned int status, const char *text)
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned int status,
+				  const char *text)
 {
 	char *body = strdup(text);
 
@@ -500,8 +502,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		return reply_text(c, MHD_HTTP_OK,
 				  "ztrace serve: metrics on /metrics\n");
 	if (strcmp(url, "/metrics"))
-		return reply_text(c, MHD_HTTP_NOT_FOUND,
-				  "ztrace serve: not found; metrics are on /metrics\n");
+		return reply_text(
+			c, MHD_HTTP_NOT_FOUND,
+			"ztrace serve: not found; metrics are on /metrics\n");
 	f = open_memstream(&body, &len);
 	if (!f)
 		return MHD_NO;
@@ -519,8 +522,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 static int listen_socket(const char *spec)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICHOST |
-					      AI_NUMERICSERV | AI_PASSIVE };
+				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
+					      AI_PASSIVE };
 	char host[256];
 	const char *port = strrchr(spec, ':');
 	struct addrinfo *ai;
@@ -735,11 +738,10 @@ int do_serve(int argc, char **argv)
 			goto out_targets;
 	if (srv.all)
 		serve_scan();
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-				     MHD_USE_ERROR_LOG,
-			     0, NULL, NULL, handle, NULL,
-			     MHD_OPTION_LISTEN_SOCKET, lfd,
-			     MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+	d = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
+		NULL, handle, NULL, MHD_OPTION_LISTEN_SOCKET, lfd,
+		MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
 	if (!d) {
 		p_err("cannot start the HTTP server on %s (libmicrohttpd)",
 		      srv.listen);

@@ -30,8 +30,8 @@
 
 enum top_sort { TOP_BY_BYTES, TOP_BY_BLOCKS, TOP_BY_ALLOCS, TOP_NSORTS };
 
-static const char *const sort_names[TOP_NSORTS] = { "live bytes",
-						    "live blocks", "allocs" };
+static const char *const sort_names[TOP_NSORTS] = { "live bytes", "live blocks",
+						    "allocs" };
 
 struct top_series {
 	double v[TOP_HISTORY];
@@ -74,7 +74,8 @@ static void sparkline(int y, int x, int width, const struct top_series *sr)
 	}
 	for (i = 0; i < n; i++) {
 		k = (sr->n - n + i) % TOP_HISTORY;
-		level = hi > lo ? (int)((sr->v[k] - lo) / (hi - lo) * 7.999) : 0;
+		level = hi > lo ? (int)((sr->v[k] - lo) / (hi - lo) * 7.999) :
+				  0;
 		if (top.utf8)
 			mvaddstr(y, x + i, bars[level]);
 		else
@@ -158,7 +159,8 @@ static void draw_stack(int y, const struct zt_prof_stack *r)
 	const char *file;
 	int i;
 
-	mvprintw(y, 0, "%12llu %9llu %9llu  ", (unsigned long long)r->live_bytes,
+	mvprintw(y, 0, "%12llu %9llu %9llu  ",
+		 (unsigned long long)r->live_bytes,
 		 (unsigned long long)r->live_blocks,
 		 (unsigned long long)r->allocs);
 	if (!st || !st->nframes) {
