@@ -126,7 +126,8 @@ def report(threads, res):
           share(target))
     print("      of which the BPF programs                 %7.4f%%" %
           share(bpf))
-    print("    ztrace's own process                        %7.4f%%" %
+    print("    ztrace's own process                        %7.4f%%  "
+          "(mostly its one-time symbolizing of the first stacks)" %
           share(ztrace))
     print("    total                                       %7.4f%%  "
           "(goal < 0.1%%)" % share(target + ztrace))
