@@ -214,13 +214,15 @@ BENCH_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) -Iinclude \
 $(BUILD)/bench/bench_zmalloc: tests/bench/bench_zmalloc.c
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
-	$(Q)$(CC) $(BENCH_CFLAGS) $< -o $@ -ldl -lpthread -Wl,--no-as-needed \
-		-lc -ljemalloc
+	$(Q)$(CC) $(BENCH_CFLAGS) $< -o $@ -ldl -lpthread -lelf \
+		-Wl,--no-as-needed -lc -ljemalloc
 
 bench-zmalloc: $(BUILD)/bench/bench_zmalloc
 	$(Q)$(MAKE) --no-print-directory MALLOC=libc lib
 	$(Q)$(MAKE) --no-print-directory MALLOC=libc ZM_NO_PROBES=1 lib
 	$(Q)$(MAKE) --no-print-directory MALLOC=jemalloc lib
+	$(Q)mkdir -p $(BUILD)/bench-sampling && \
+		cp $(BUILD)/libc/libzmalloc.so.1.0.0 $(BUILD)/bench-sampling/libzmalloc.so.1
 	$(Q)$(BUILD)/bench/bench_zmalloc $(BUILD)
 
 bench: deps bench-zmalloc

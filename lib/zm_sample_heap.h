@@ -13,10 +13,11 @@
  *
  * Each sampled block takes whole pages: a 32-byte header at the start of
  * its first page, then the caller's bytes. The header keeps what the free
- * needs: the page count, the usable size and the sample's weight. Pages are
- * zero when handed out (fresh, or given back with MADV_DONTNEED), so a
- * sampled calloc costs nothing more. Page runs are found in a bitmap under
- * a mutex: this path runs a few hundred times a second at most.
+ * needs: the page count, the usable size and the sample's weight. Freed
+ * pages are kept for the next samples, up to a bound, and only those are
+ * zeroed for a calloc; pages never used are zero already. Page runs are
+ * found in a bitmap under a mutex: this path runs for one allocation in
+ * hundreds or thousands.
  */
 #ifndef ZM_SAMPLE_HEAP_H
 #define ZM_SAMPLE_HEAP_H
@@ -68,8 +69,8 @@ static inline struct zm_sample_hdr *zm_sample_hdr_of(void *p)
 	return (struct zm_sample_hdr *)((char *)p - ZM_SAMPLE_HDR_SIZE);
 }
 
-/* A zeroed block of usable bytes, or NULL when the region is full. */
-void *zm_sample_heap_alloc(size_t usable, uint64_t weight)
+/* A block of usable bytes (zeroed if asked), or NULL: the region is full. */
+void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 	__attribute__((visibility("hidden")));
 
 void zm_sample_heap_free(void *p) __attribute__((visibility("hidden")));

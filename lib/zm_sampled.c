@@ -17,7 +17,7 @@ void *zm_sampled_alloc(size_t size, bool zero, uint64_t weight,
 	size_t want = ZM_MIN_SIZE(size);
 	void *ptr;
 
-	ptr = zm_sample_heap_alloc(want, weight);
+	ptr = zm_sample_heap_alloc(want, weight, zero);
 	if (ptr) {
 		*usable = want;
 		ZM_FIRE(sample_alloc, ptr, size, want, weight);

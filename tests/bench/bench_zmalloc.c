@@ -11,6 +11,10 @@
  *   zmalloc-noprobes libzmalloc (libc backend), probes compiled out
  *   mallocx          jemalloc mallocx+dallocx, the jemalloc backend bare
  *   zmalloc-je       libzmalloc (jemalloc backend), probes idle
+ *   zmalloc-sampling libzmalloc (libc backend) with sampling on at the
+ *                    default rate, as a sampling tracer turns it on (its
+ *                    semaphore raised), but no tracer: the library's own
+ *                    share of production tracing, without the kernel's
  *
  * The work: a ring of live blocks; each step frees the oldest and allocates
  * a new one of a size drawn from a fixed mix (most small, some medium, a
@@ -19,6 +23,10 @@
  * usage: bench_zmalloc BUILD_DIR [PAIRS_PER_ROUND] [ROUNDS]
  */
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,11 +36,13 @@
 
 #define RING 512
 #define NSIZES 4096
-#define MAX_CONTENDERS 5
+#define MAX_CONTENDERS 6
 #define MAX_ROUNDS 64
 
 struct contender {
 	const char *name;
+	void *handle;
+	char path[4096];
 	void *(*alloc)(size_t);
 	void (*release)(void *);
 	double ns[2][MAX_ROUNDS]; /* [threads - 1][round] */
@@ -144,6 +154,46 @@ static double median(double *v, int n)
 	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
 }
 
+/* The address of a local symbol of a loaded library, from its .symtab. */
+static void *local_symbol(void *handle, const char *path, const char *name)
+{
+	struct link_map *lm;
+	Elf_Scn *scn = NULL;
+	void *addr = NULL;
+	GElf_Shdr shdr;
+	Elf *elf;
+	int fd;
+
+	if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) || elf_version(EV_CURRENT) ==
+							   EV_NONE)
+		return NULL;
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return NULL;
+	elf = elf_begin(fd, ELF_C_READ, NULL);
+	while (elf && !addr && (scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+		size_t i;
+
+		if (!gelf_getshdr(scn, &shdr) || shdr.sh_type != SHT_SYMTAB)
+			continue;
+		data = elf_getdata(scn, NULL);
+		for (i = 0; data && i < shdr.sh_size / shdr.sh_entsize; i++) {
+			GElf_Sym sym;
+
+			if (gelf_getsym(data, (int)i, &sym) &&
+			    !strcmp(elf_strptr(elf, shdr.sh_link, sym.st_name),
+				    name)) {
+				addr = (char *)lm->l_addr + sym.st_value;
+				break;
+			}
+		}
+	}
+	elf_end(elf);
+	close(fd);
+	return addr;
+}
+
 static int load_zmalloc(struct contender *c, const char *name,
 			const char *build, const char *variant)
 {
@@ -159,6 +209,8 @@ static int load_zmalloc(struct contender *c, const char *name,
 		return -1;
 	}
 	c->name = name;
+	c->handle = h;
+	snprintf(c->path, sizeof(c->path), "%s", path);
 	c->alloc = (void *(*)(size_t))dlsym(h, "zm_malloc");
 	c->release = (void (*)(void *))dlsym(h, "zm_free");
 	if (!c->alloc || !c->release) {
@@ -198,6 +250,24 @@ static int load_libc_malloc(struct contender *c)
 	return 0;
 }
 
+/*
+ * A copy of the libc build (so that its semaphore is its own), with the
+ * sample_alloc semaphore raised as a tracer's attach raises it.
+ */
+static int load_sampling(struct contender *c)
+{
+	unsigned short *sem = local_symbol(c->handle, c->path,
+					   "zmalloc_sample_alloc_semaphore");
+
+	if (!sem) {
+		fprintf(stderr, "bench_zmalloc: no sample_alloc semaphore in %s\n",
+			c->path);
+		return -1;
+	}
+	(*sem)++;
+	return 0;
+}
+
 static void print_ratio(const char *what, struct contender *a,
 			struct contender *b, int t, int rounds)
 {
@@ -218,7 +288,9 @@ int main(int argc, char **argv)
 				"[PAIRS_PER_ROUND] [ROUNDS<=64]\n");
 		return 2;
 	}
-	if (load_libc_malloc(&c[0]) || load_zmalloc(&c[1], "zmalloc", argv[1], "libc") ||
+	if (load_libc_malloc(&c[0]) ||
+	    load_zmalloc(&c[5], "zmalloc-sampling", argv[1], "bench-sampling") ||
+	    load_sampling(&c[5]) || load_zmalloc(&c[1], "zmalloc", argv[1], "libc") ||
 	    load_zmalloc(&c[2], "zmalloc-noprobes", argv[1], "libc-noprobes") ||
 	    load_jemalloc(&c[3]) ||
 	    load_zmalloc(&c[4], "zmalloc-je", argv[1], "jemalloc"))
@@ -242,6 +314,8 @@ int main(int argc, char **argv)
 			    &c[1], &c[0], t, rounds);
 		print_ratio("jemalloc backend: zmalloc-je / mallocx", &c[4],
 			    &c[3], t, rounds);
+		print_ratio("sampling on, no tracer: zmalloc-sampling / zmalloc",
+			    &c[5], &c[1], t, rounds);
 	}
 	return 0;
 }
