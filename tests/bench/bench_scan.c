@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * bench_scan.c - times zscan on a running target, both modes side by side.
+ * bench_scan.c - times zscan on a running target, the three modes side by
+ * side: stop-the-world, concurrent (soft-dirty) and fork snapshot.
  *
  *   bench_scan PID CANDS_FILE ROUNDS
  *
  * CANDS_FILE holds struct { u64 addr, usable, req; } per block. Prints one
  * line per scan: "scan MODE ROUND pause_ns total_ns scanned_bytes
- * stopped_bytes" and, for the last scan of each mode, "class MODE NAME
- * BLOCKS BYTES".
+ * stopped_bytes threads fork_ns" and, for the last scan of each mode,
+ * "class MODE NAME BLOCKS BYTES".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +33,12 @@ static void on_log(void *arg, const char *fmt, va_list ap)
 
 static void print(const char *mode, int r, const struct zscan_stats *st)
 {
-	printf("scan %s %d %llu %llu %llu %llu %u\n", mode, r,
+	printf("scan %s %d %llu %llu %llu %llu %u %llu\n", mode, r,
 	       (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
-	       (unsigned long long)st->stopped_bytes, st->threads);
+	       (unsigned long long)st->stopped_bytes, st->threads,
+	       (unsigned long long)st->fork_ns);
 	fflush(stdout);
 }
 
@@ -110,6 +112,20 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	classes("concurrent", &st);
+	zscan_ctx_free(ctx);
+	o.flags |= ZSCAN_F_SNAPSHOT;
+	err = zscan_ctx_new(pid, &o, &ctx);
+	for (int i = 0; !err && i < rounds; i++) {
+		err = zscan_ctx_scan(ctx, b, n, &st);
+		if (!err)
+			print("snapshot", i, &st);
+	}
+	if (err) {
+		fprintf(stderr, "bench_scan: snapshot scan of %d failed: %s\n",
+			(int)pid, strerror(-err));
+		return 1;
+	}
+	classes("snapshot", &st);
 	zscan_ctx_free(ctx);
 	free(b);
 	return 0;
