@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-3-Clause
 #
-# run_demo.sh - what "make demo" shows: ztrace hist, then ztrace leaks, on
-# the bundled demo program (a cache that leaks from two call sites).
+# run_demo.sh - what "make demo" shows: ztrace hist, ztrace leaks, then
+# ztrace leaks --scan, on the bundled demo program (a cache that leaks from
+# two call sites).
 #
 # Usage: run_demo.sh ZTRACE_BUILD_DIR
 
@@ -26,3 +27,10 @@ echo "   (who holds the blocks still live when the demo exits: the two"
 echo "    leaking call sites, cache_set and log_request, come first)"
 echo
 "$ZTRACE" leaks --top 5 -- "$DEMO" 2
+echo
+echo "== ztrace leaks --scan -d 1.5 --top 3 -- $DEMO 2"
+echo "   (verdicts instead of suspects: a scan of the demo's memory finds"
+echo "    the values cache_set overwrote definitely lost, and the failed"
+echo "    requests log_request keeps still reachable)"
+echo
+"$ZTRACE" leaks --scan -d 1.5 --top 3 -- "$DEMO" 2

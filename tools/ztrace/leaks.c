@@ -205,12 +205,12 @@ static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 	int c, f;
 
 	fprintf(zt_out,
-		"  scan       %s: target stopped %.2f ms, %s scanned (%s of roots, %llu unreadable bytes), %u threads, %llu candidate blocks (%llu freed during the scan: no verdict)\n",
+		"  scan       %s: target stopped %.2f ms, %s scanned (%s of roots, %llu unreadable bytes), %u thread%s, %llu candidate blocks (%llu freed during the scan: no verdict)\n",
 		r->concurrent ? "concurrent" : "stop the world",
 		st->pause_ns / 1e6, fmt_size(a, sizeof(a), st->scanned_bytes),
 		fmt_size(b, sizeof(b), st->root_bytes),
 		(unsigned long long)st->unreadable_bytes, st->threads,
-		(unsigned long long)r->candidates,
+		st->threads == 1 ? "" : "s", (unsigned long long)r->candidates,
 		(unsigned long long)r->changed);
 	for (c = 0; c < ZSCAN_NR_CLASSES; c++)
 		fprintf(zt_out, "  %-17s %llu bytes in %llu blocks\n",
