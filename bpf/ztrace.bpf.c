@@ -26,6 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Configuration, set by ztrace between open and load. */
 const volatile __u32 targ_tgid = 0; /* 0: every process */
 const volatile bool capture_stacks = false;
+const volatile __u32 totals_none_slot = ZT_DEFAULT_MAX_STACKS;
 const volatile __u32 live_mask = 0; /* live buckets - 1, a power of 2 - 1 */
 
 struct {
@@ -64,8 +65,14 @@ struct {
 	__uint(value_size, ZT_DEFAULT_STACK_DEPTH * sizeof(__u64));
 } stacks SEC(".maps");
 
+/*
+ * Indexed by stack id: a stack map's ids are bucket numbers, below its
+ * size rounded up to a power of 2, and the slot after them holds the blocks
+ * whose stack was not recorded (totals_none_slot). An array lookup is
+ * inlined by the verifier, where a hash lookup costs a hash and a walk.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, ZT_DEFAULT_MAX_STACKS + 1);
 	__type(key, __u32);
 	__type(value, struct zt_stack_totals);
@@ -261,15 +268,10 @@ static __always_inline void sample_live_add(struct zt_sample_totals *t,
 static __always_inline struct zt_stack_totals *get_totals(struct zt_counters *c,
 							  __u32 stack_id)
 {
-	static const struct zt_stack_totals zero_totals;
+	__u32 slot = stack_id == ZT_STACK_NONE ? totals_none_slot : stack_id;
 	struct zt_stack_totals *t;
 
-	t = bpf_map_lookup_elem(&stack_totals, &stack_id);
-	if (t)
-		return t;
-	bpf_map_update_elem(&stack_totals, &stack_id, &zero_totals,
-			    BPF_NOEXIST);
-	t = bpf_map_lookup_elem(&stack_totals, &stack_id);
+	t = bpf_map_lookup_elem(&stack_totals, &slot);
 	if (!t)
 		ADD(c->drop_totals_full, 1);
 	return t;
@@ -313,7 +315,7 @@ static __always_inline void account_leave(struct zt_counters *c,
 	hist_add(ZT_HIST_FREE, b->requested, b->usable);
 	if (!capture_stacks)
 		return;
-	t = bpf_map_lookup_elem(&stack_totals, &b->stack_id);
+	t = get_totals(c, b->stack_id);
 	if (!t)
 		return;
 	ADD(t->live_blocks, -1);

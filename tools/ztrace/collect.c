@@ -317,8 +317,9 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 		return 0;
 	}
 	for (i = 0; p->stacks && i < set->n; i++) {
-		if (lookup_percpu_sum(tfd, &set->v[i].stack_id, &t, sizeof(t),
-				      p->ncpus))
+		__u32 slot = totals_slot(p, set->v[i].stack_id);
+
+		if (lookup_percpu_sum(tfd, &slot, &t, sizeof(t), p->ncpus))
 			continue;
 		set->v[i].total_allocs = t.allocs;
 		set->v[i].total_bytes = t.bytes;
@@ -355,10 +356,17 @@ int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
 	return n;
 }
 
+__u32 totals_slot(const struct zt_probes *p, __u32 stack_id)
+{
+	return stack_id == ZT_STACK_NONE ? p->skel->rodata->totals_none_slot :
+					   stack_id;
+}
+
 int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n)
 {
+	/* The stack map's keys are exactly the stacks stored. */
 	const struct bpf_map *map = p->sampled ? p->skel->maps.sample_totals :
-						 p->skel->maps.stack_totals;
+						 p->skel->maps.stacks;
 	int fd = bpf_map__fd(map);
 	__u32 key, next, *cur = NULL, *v = NULL;
 	size_t cap = 0;

@@ -91,6 +91,8 @@ int collect_each_block(const struct zt_probes *p,
 /* The user stack of STACK_ID, leaf first; returns the frame count. */
 int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
 		  int max);
+/* The key of a stack's exact totals in the stack_totals array. */
+__u32 totals_slot(const struct zt_probes *p, __u32 stack_id);
 /* Ids of every stack stored so far, for symbolizing ahead of time. */
 int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n);
 

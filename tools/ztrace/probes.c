@@ -102,6 +102,15 @@ static __u32 live_buckets(void)
 	return n;
 }
 
+static __u32 pow2_at_least(__u32 n)
+{
+	__u32 v = 1;
+
+	while (v < n)
+		v <<= 1;
+	return v;
+}
+
 static int size_maps(struct zt_probes *p)
 {
 	struct ztrace_bpf *s = p->skel;
@@ -118,10 +127,17 @@ static int size_maps(struct zt_probes *p)
 	if (!err)
 		err = bpf_map__set_value_size(s->maps.stacks,
 					      depth * sizeof(__u64));
-	/* Per-stack totals of one kind: exact, or sampled estimates. */
+	/*
+	 * Per-stack totals of one kind: exact, or sampled estimates. The
+	 * exact ones are an array indexed by stack id (ids are below the
+	 * stack map's size rounded up to a power of 2), plus one slot for
+	 * blocks without a stack.
+	 */
+	s->rodata->totals_none_slot = p->sampled ? 0 : pow2_at_least(nstacks);
 	if (!err)
-		err = bpf_map__set_max_entries(s->maps.stack_totals,
-					       p->sampled ? 1 : nstacks + 1);
+		err = bpf_map__set_max_entries(
+			s->maps.stack_totals,
+			p->sampled ? 1 : pow2_at_least(nstacks) + 1);
 	if (!err)
 		err = bpf_map__set_max_entries(s->maps.sample_totals,
 					       p->sampled ? nstacks + 1 : 1);

@@ -23,6 +23,7 @@ static int read_totals(const struct zt_probes *p, __u32 id,
 		       struct zt_stack_totals *t)
 {
 	int fd = bpf_map__fd(p->skel->maps.stack_totals);
+	__u32 slot = totals_slot(p, id);
 	struct zt_stack_totals *v;
 	int cpu, err = 0;
 
@@ -30,7 +31,7 @@ static int read_totals(const struct zt_probes *p, __u32 id,
 	v = calloc(p->ncpus, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &id, v)) {
+	if (bpf_map_lookup_elem(fd, &slot, v)) {
 		err = -errno;
 		goto out_free;
 	}
