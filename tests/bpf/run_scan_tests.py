@@ -205,6 +205,27 @@ def test_scan_concurrent_needs_two_scans():
         stop(leaky, zt)
 
 
+def test_scan_snapshot_needs_two_scans():
+    leaky, zt, path = start(["--scan=snapshot", "-i", "0.5"], "snap")
+    try:
+        want = expected(leaky.out)
+        first = wait_scan_doc(path, 1)
+        check(first["scan"]["mode"] == "snapshot", "mode %s" %
+              first["scan"]["mode"])
+        lost = first["scan"]["definitely_lost"]["blocks"]
+        check(lost == 0, "lost after one snapshot: %d" % lost)
+        second = got_classes(wait_scan_doc(path, 2))
+        check(second == want, "second snapshot %s, expected %s" %
+              (second, want))
+        kids = []
+        for t in os.listdir("/proc/%d/task" % leaky.p.pid):
+            with open("/proc/%d/task/%s/children" % (leaky.p.pid, t)) as f:
+                kids += f.read().split()
+        check(not kids, "snapshot children left: %s" % kids)
+    finally:
+        stop(leaky, zt)
+
+
 def test_scan_command_mode():
     """-- CMD: the probes see every block from the first instruction."""
     path = os.path.join(TMP, "cmd.json")

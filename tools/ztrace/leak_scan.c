@@ -194,10 +194,11 @@ static int scan_concurrent(pid_t pid, struct block_list *l,
 }
 
 int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
-		  struct zt_scan_result *r)
+		  bool snapshot, struct zt_scan_result *r)
 {
 	struct zscan_opts o = {
 		.sz = sizeof(o),
+		.flags = snapshot ? ZSCAN_F_SNAPSHOT : 0,
 		.log = scan_log,
 	};
 	struct block_list l = { 0 };
@@ -205,6 +206,7 @@ int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
 
 	memset(r, 0, sizeof(*r));
 	r->concurrent = concurrent;
+	r->snapshot = snapshot;
 	err = collect_each_block(p, add_block, &l);
 	if (err) {
 		p_err("cannot read the live blocks for the scan: %s",

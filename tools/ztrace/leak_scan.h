@@ -30,12 +30,16 @@ struct zt_scan_result {
 	__u64 candidates;
 	__u64 changed; /* freed or replaced during the scan: no verdict */
 	bool concurrent;
+	bool snapshot;
 	struct zscan_stats st;
 };
 
-/* Scan process PID against the live blocks of P, stopping it as asked. */
+/*
+ * Scan process PID against the live blocks of P: stopped for the scan, or
+ * concurrently (two scans must agree), on fork snapshots if SNAPSHOT.
+ */
 int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
-		  struct zt_scan_result *r);
+		  bool snapshot, struct zt_scan_result *r);
 void leak_scan_free(struct zt_scan_result *r);
 /* Release what the concurrent mode keeps between scans. */
 void leak_scan_end(void);

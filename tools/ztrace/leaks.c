@@ -206,7 +206,8 @@ static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 
 	fprintf(zt_out,
 		"  scan       %s: target stopped %.2f ms, %s scanned (%s of roots, %llu unreadable bytes), %u thread%s, %llu candidate blocks (%llu freed during the scan: no verdict)\n",
-		r->concurrent ? "concurrent" : "stop the world",
+		r->snapshot ? "fork snapshot" : r->concurrent ? "concurrent" :
+							      "stop the world",
 		st->pause_ns / 1e6, fmt_size(a, sizeof(a), st->scanned_bytes),
 		fmt_size(b, sizeof(b), st->root_bytes),
 		(unsigned long long)st->unreadable_bytes, st->threads,
@@ -267,7 +268,9 @@ static void json_scan(struct jw *w, struct zt_session *s,
 	size_t i;
 
 	jw_obj(w, "scan");
-	jw_str(w, "mode", r->concurrent ? "concurrent" : "stop");
+	jw_str(w, "mode", r->snapshot	 ? "snapshot" :
+			  r->concurrent ? "concurrent" :
+					  "stop");
 	jw_double(w, "pause_ms", st->pause_ns / 1e6);
 	jw_double(w, "total_ms", st->total_ns / 1e6);
 	jw_u64(w, "scanned_bytes", st->scanned_bytes);
@@ -301,7 +304,9 @@ static bool scan_now(struct zt_session *s, struct zt_scan_result *r)
 		return false;
 	s->scan_requested = false;
 	return leak_scan_run(&s->probes, s->target.pid,
-			     env.scan == ZT_SCAN_CONCURRENT, r) == 0;
+			     env.scan == ZT_SCAN_CONCURRENT ||
+				     env.scan == ZT_SCAN_SNAPSHOT,
+			     env.scan == ZT_SCAN_SNAPSHOT, r) == 0;
 }
 
 static void leaks_report(struct zt_session *s, bool final)

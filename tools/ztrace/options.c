@@ -144,6 +144,11 @@ static void print_mode_help(enum zt_mode mode)
 			"      --scan=concurrent  scan while the target runs, stop it only\n"
 			"                       to rescan what changed; a block is lost\n"
 			"                       once two scans in a row agree\n"
+			"      --scan=snapshot  the same, on a fork snapshot the target\n"
+			"                       makes while stopped (a clone injected into\n"
+			"                       one thread): the pause is the clone's, for\n"
+			"                       kernels without soft-dirty pages; see\n"
+			"                       ztrace(8) for what the target can notice\n"
 			"  SIGUSR1 to ztrace makes a report with a scan at once, with or\n"
 			"  without --scan.\n",
 			ZT_DEFAULT_MAX_STACKS, ZT_MAX_STACK_DEPTH,
@@ -205,7 +210,11 @@ static int parse_scan(const char *arg)
 		env.scan = ZT_SCAN_CONCURRENT;
 		return 0;
 	}
-	p_err("invalid --scan mode '%s': use --scan, --scan=stop or --scan=concurrent",
+	if (!strcmp(arg, "snapshot")) {
+		env.scan = ZT_SCAN_SNAPSHOT;
+		return 0;
+	}
+	p_err("invalid --scan mode '%s': use --scan, --scan=stop, --scan=concurrent or --scan=snapshot",
 	      arg);
 	return -EINVAL;
 }
