@@ -168,8 +168,8 @@ test-unit: $(UNIT_BINS) $(O)/tests/test_zlib_static
 	$(Q)sh tests/run_suite.sh $(RESULTS)/unit-$(VARIANT)$(if $(UNDER_VALGRIND),-valgrind) \
 		"$(if $(UNDER_VALGRIND),$(VALGRIND))" $^
 
-# Every backend and variant issue 2 asks for, the install check, then the
-# BPF suite. A failing suite does not stop the others; the summary fails.
+# Every backend and variant issue 2 asks for, the install check, the
+# format check, then the BPF suites. A failing suite does not stop the others; the summary fails.
 MATRIX := "MALLOC=libc" "MALLOC=prefix" "MALLOC=jemalloc" \
 	"MALLOC=libc ZM_NO_PROBES=1" "MALLOC=libc SANITIZE=1" \
 	"MALLOC=prefix SANITIZE=1" "MALLOC=libc UNDER_VALGRIND=1" \
@@ -183,6 +183,9 @@ test-matrix:
 	for m in libc prefix jemalloc; do \
 		sh tests/install/run.sh $(RESULTS)/install-$$m $$m || status=1; \
 	done; \
+	if $(MAKE) --no-print-directory format-check; then \
+		echo "1 0 0" > $(RESULTS)/format; \
+	else echo "0 1 0" > $(RESULTS)/format; status=1; fi; \
 	if [ -f tools/ztrace.mk ]; then \
 		$(MAKE) --no-print-directory MALLOC=libc test-bpf || status=1; \
 	fi; \

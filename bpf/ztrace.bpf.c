@@ -256,9 +256,8 @@ get_sample_totals(struct zt_counters *c, __u32 stack_id)
 }
 
 /* A sample enters (n = 1) or leaves (n = -1) the live figures of a stack. */
-static __always_inline void sample_live_add(struct zt_sample_totals *t,
-					    __s64 n, __u64 requested,
-					    __u64 weight)
+static __always_inline void sample_live_add(struct zt_sample_totals *t, __s64 n,
+					    __u64 requested, __u64 weight)
 {
 	ADD(t->live_samples, n);
 	ADD(t->live_weight, n * (__s64)weight);
@@ -296,9 +295,8 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
  * Account a tracked block that is leaving (freed, moved, or stale). SAMPLED
  * is a constant at every call: the sampled programs keep their own maps.
  */
-static __always_inline void account_leave(struct zt_counters *c,
-					  const struct zt_block *b,
-					  bool sampled)
+static __always_inline void
+account_leave(struct zt_counters *c, const struct zt_block *b, bool sampled)
 {
 	struct zt_sample_totals *st;
 	struct zt_stack_totals *t;

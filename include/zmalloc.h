@@ -77,8 +77,7 @@ __attribute__((malloc, alloc_size(1), noinline)) void *zmalloc(size_t size);
 __attribute__((malloc, alloc_size(1), noinline)) void *zcalloc(size_t size);
 __attribute__((malloc, alloc_size(1, 2), noinline)) void *
 zcalloc_num(size_t num, size_t size);
-__attribute__((alloc_size(2), noinline)) void *zrealloc(void *ptr,
-							size_t size);
+__attribute__((alloc_size(2), noinline)) void *zrealloc(void *ptr, size_t size);
 __attribute__((malloc)) char *zstrdup(const char *s);
 void zfree(void *ptr);
 

@@ -40,18 +40,18 @@
 
 /* One thread's share of used_memory, alone on its cache line. */
 struct zmalloc_counter_slot {
-	int64_t bytes;	/* this slot's part of used_memory */
+	int64_t bytes; /* this slot's part of used_memory */
 	uint32_t owned; /* 1 while a live thread writes it */
 	uint32_t pad0;
 	uint8_t pad[48];
 };
 
 struct zmalloc_counter_chunk {
-	uint64_t magic;	  /* ZMALLOC_COUNTERS_MAGIC */
+	uint64_t magic; /* ZMALLOC_COUNTERS_MAGIC */
 	uint32_t version; /* ZMALLOC_COUNTERS_VERSION */
-	uint32_t nslots;  /* slots that follow this header */
-	uint64_t next;	  /* address of the next chunk; 0 ends the chain */
-	uint32_t nused;	  /* slots ever claimed; those past it are zero */
+	uint32_t nslots; /* slots that follow this header */
+	uint64_t next; /* address of the next chunk; 0 ends the chain */
+	uint32_t nused; /* slots ever claimed; those past it are zero */
 	uint8_t pad[36];
 	/* struct zmalloc_counter_slot slots[nslots] follows */
 };

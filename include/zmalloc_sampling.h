@@ -44,9 +44,9 @@
 #define ZMALLOC_SAMPLE_DEFAULT_BYTES 524288
 
 struct zmalloc_sample_control {
-	uint64_t magic;	     /* ZMALLOC_SAMPLE_MAGIC */
+	uint64_t magic; /* ZMALLOC_SAMPLE_MAGIC */
 	uint64_t mean_bytes; /* mean interval between samples, > 0 */
-	uint64_t lost;	     /* samples dropped: the sampled region was full */
+	uint64_t lost; /* samples dropped: the sampled region was full */
 	uint64_t pad;
 };
 

@@ -56,13 +56,11 @@ static size_t je_frag_smallbins(void)
 		reg_size = je_size_stat(name);
 		snprintf(name, sizeof(name), "arenas.bin.%u.nregs", j);
 		nregs = je_unsigned_stat(name);
-		snprintf(name, sizeof(name),
-			 "stats.arenas.%u.bins.%u.curregs", MALLCTL_ARENAS_ALL,
-			 j);
+		snprintf(name, sizeof(name), "stats.arenas.%u.bins.%u.curregs",
+			 MALLCTL_ARENAS_ALL, j);
 		curregs = je_size_stat(name);
-		snprintf(name, sizeof(name),
-			 "stats.arenas.%u.bins.%u.curslabs", MALLCTL_ARENAS_ALL,
-			 j);
+		snprintf(name, sizeof(name), "stats.arenas.%u.bins.%u.curslabs",
+			 MALLCTL_ARENAS_ALL, j);
 		curslabs = je_size_stat(name);
 		frag += (nregs * curslabs - curregs) * reg_size;
 	}

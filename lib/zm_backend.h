@@ -26,8 +26,8 @@
 
 #include "zmalloc_config.h" /* ZM_PREFIX_SIZE */
 
-#if defined(ZM_BACKEND_LIBC) + defined(ZM_BACKEND_PREFIX) +                    \
-		defined(ZM_BACKEND_JEMALLOC) !=                                \
+#if defined(ZM_BACKEND_LIBC) + defined(ZM_BACKEND_PREFIX) + \
+		defined(ZM_BACKEND_JEMALLOC) !=             \
 	1
 #error "define exactly one ZM_BACKEND_*: build with make MALLOC=..."
 #endif

@@ -46,7 +46,8 @@ __attribute__((visibility("default"), aligned(64))) struct zm_first_chunk
 
 __thread struct zmalloc_counter_slot *zm_thread_slot
 	__attribute__((tls_model("initial-exec")));
-static __thread bool zm_thread_exited __attribute__((tls_model("initial-exec")));
+static __thread bool zm_thread_exited
+	__attribute__((tls_model("initial-exec")));
 
 static pthread_once_t zm_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t zm_key;
@@ -68,9 +69,9 @@ static void chunk_mark_used(struct zmalloc_counter_chunk *c, uint32_t n)
 {
 	uint32_t cur = __atomic_load_n(&c->nused, __ATOMIC_RELAXED);
 
-	while (cur < n && !__atomic_compare_exchange_n(&c->nused, &cur, n, true,
-						       __ATOMIC_RELEASE,
-						       __ATOMIC_RELAXED))
+	while (cur < n &&
+	       !__atomic_compare_exchange_n(&c->nused, &cur, n, true,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
 }
 
@@ -111,10 +112,9 @@ static struct zmalloc_counter_slot *slot_claim(void)
 
 			if (__atomic_load_n(&slots[i].owned, __ATOMIC_RELAXED))
 				continue;
-			if (__atomic_compare_exchange_n(&slots[i].owned,
-							&expect, 1, false,
-							__ATOMIC_ACQUIRE,
-							__ATOMIC_RELAXED)) {
+			if (__atomic_compare_exchange_n(
+				    &slots[i].owned, &expect, 1, false,
+				    __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 				chunk_mark_used(c, i + 1);
 				return &slots[i];
 			}

@@ -32,7 +32,8 @@ static inline void zm_account(int64_t delta)
 	}
 	/* Single writer: a plain add, published with relaxed atomics. */
 	__atomic_store_n(&slot->bytes,
-			 __atomic_load_n(&slot->bytes, __ATOMIC_RELAXED) + delta,
+			 __atomic_load_n(&slot->bytes, __ATOMIC_RELAXED) +
+				 delta,
 			 __ATOMIC_RELAXED);
 }
 

@@ -28,8 +28,8 @@ struct zm_sample_region zm_sample_region;
 /* 2 MiB of bss each, touched as the region is used. */
 static uint64_t page_used[ZM_MAX_PAGES / 64];
 static uint64_t page_dirty[ZM_MAX_PAGES / 64]; /* free, not zero */
-static uint64_t npages;	     /* pages in the region */
-static uint64_t low_word;    /* every word below it is fully used */
+static uint64_t npages; /* pages in the region */
+static uint64_t low_word; /* every word below it is fully used */
 static uint64_t dirty_pages; /* free pages kept dirty */
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;

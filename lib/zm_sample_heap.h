@@ -57,8 +57,10 @@ static inline bool zm_in_sample_heap(const void *p)
 #else
 static inline bool zm_in_sample_heap(const void *p)
 {
-	uintptr_t base = __atomic_load_n(&zm_sample_region.base, __ATOMIC_RELAXED);
-	uintptr_t len = __atomic_load_n(&zm_sample_region.len, __ATOMIC_RELAXED);
+	uintptr_t base =
+		__atomic_load_n(&zm_sample_region.base, __ATOMIC_RELAXED);
+	uintptr_t len =
+		__atomic_load_n(&zm_sample_region.len, __ATOMIC_RELAXED);
 
 	return __builtin_expect((uintptr_t)p - base < len, 0);
 }

@@ -11,8 +11,7 @@
 
 #undef zmalloc /* the probe provider's name, see zmalloc.c */
 
-void *zm_sampled_alloc(size_t size, bool zero, uint64_t weight,
-		       size_t *usable)
+void *zm_sampled_alloc(size_t size, bool zero, uint64_t weight, size_t *usable)
 {
 	size_t want = ZM_MIN_SIZE(size);
 	void *ptr;

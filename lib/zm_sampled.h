@@ -16,8 +16,7 @@
  * usable size. When the sample heap is full the block comes from the
  * backend unsampled and the loss is counted. NULL only if both fail.
  */
-void *zm_sampled_alloc(size_t size, bool zero, uint64_t weight,
-		       size_t *usable)
+void *zm_sampled_alloc(size_t size, bool zero, uint64_t weight, size_t *usable)
 	__attribute__((noinline, cold, visibility("hidden")));
 
 void zm_sampled_release(void *ptr)

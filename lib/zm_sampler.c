@@ -12,11 +12,11 @@
 
 #define ZM_API __attribute__((visibility("default")))
 
-__attribute__((visibility("default"))) struct zmalloc_sample_control
-	zm_sample_control = {
-		.magic = ZMALLOC_SAMPLE_MAGIC,
-		.mean_bytes = ZMALLOC_SAMPLE_DEFAULT_BYTES,
-	};
+__attribute__((visibility(
+	"default"))) struct zmalloc_sample_control zm_sample_control = {
+	.magic = ZMALLOC_SAMPLE_MAGIC,
+	.mean_bytes = ZMALLOC_SAMPLE_DEFAULT_BYTES,
+};
 
 __thread struct zm_sampler zm_thread_sampler
 	__attribute__((tls_model("initial-exec")));
@@ -69,7 +69,8 @@ static uint64_t xorshift64star(uint64_t *state)
 
 static uint64_t thread_seed(struct zm_sampler *s)
 {
-	uint64_t order = __atomic_fetch_add(&threads_armed, 1, __ATOMIC_RELAXED);
+	uint64_t order =
+		__atomic_fetch_add(&threads_armed, 1, __ATOMIC_RELAXED);
 	struct timespec ts;
 
 	if (seed_fixed)
@@ -119,6 +120,5 @@ ZM_API void zmalloc_set_sample_bytes(size_t bytes)
 
 ZM_API size_t zmalloc_get_sample_bytes(void)
 {
-	return __atomic_load_n(&zm_sample_control.mean_bytes,
-			       __ATOMIC_RELAXED);
+	return __atomic_load_n(&zm_sample_control.mean_bytes, __ATOMIC_RELAXED);
 }

@@ -17,9 +17,9 @@
 #include "zmalloc_sampling.h"
 
 struct zm_sampler {
-	int64_t left;  /* bytes to the next sample */
+	int64_t left; /* bytes to the next sample */
 	uint64_t mean; /* mean of the current interval; 0 until armed */
-	uint64_t rng;  /* xorshift64* state, never 0 once armed */
+	uint64_t rng; /* xorshift64* state, never 0 once armed */
 };
 
 extern __thread struct zm_sampler zm_thread_sampler

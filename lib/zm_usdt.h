@@ -23,9 +23,9 @@
 #define ZM_PROBE_DECLARE(name)
 #define ZM_PROBE_DEFINE(name)
 #define ZM_PROBE_ENABLED(name) 0
-#define ZM_PROBE(name, ...)                                                    \
-	do {                                                                   \
-		(void)sizeof(zm_probe_typecheck(0, __VA_ARGS__));              \
+#define ZM_PROBE(name, ...)                                       \
+	do {                                                      \
+		(void)sizeof(zm_probe_typecheck(0, __VA_ARGS__)); \
 	} while (0)
 
 /* Accepts any scalar arguments; exists only to be named inside sizeof. */
@@ -59,27 +59,26 @@ static inline int zm_probe_typecheck(int unused, ...)
 #define ZM_PROBE_SEMAPHORE(name) zmalloc_##name##_semaphore
 
 /* The semaphore sits in .probes, where tracers and the kernel expect it. */
-#define ZM_PROBE_DECLARE(name)                                                 \
-	extern unsigned short ZM_PROBE_SEMAPHORE(name)                         \
+#define ZM_PROBE_DECLARE(name)                         \
+	extern unsigned short ZM_PROBE_SEMAPHORE(name) \
 		__attribute__((visibility("hidden")))
-#define ZM_PROBE_DEFINE(name)                                                  \
-	unsigned short ZM_PROBE_SEMAPHORE(name)                                \
-		__attribute__((section(".probes"), used,                       \
-			       visibility("hidden"))) = 0
+#define ZM_PROBE_DEFINE(name)                                   \
+	unsigned short ZM_PROBE_SEMAPHORE(name) __attribute__(( \
+		section(".probes"), used, visibility("hidden"))) = 0
 
-#define ZM_PROBE_ENABLED(name)                                                 \
-	__builtin_expect(                                                      \
-		__atomic_load_n(&ZM_PROBE_SEMAPHORE(name), __ATOMIC_RELAXED),  \
-		0)
+#define ZM_PROBE_ENABLED(name)                                      \
+	__builtin_expect(__atomic_load_n(&ZM_PROBE_SEMAPHORE(name), \
+					 __ATOMIC_RELAXED),         \
+			 0)
 
 #define ZM_PROBE(name, ...) STAP_PROBEV(zmalloc, name, __VA_ARGS__)
 
 #endif /* ZM_NO_PROBES */
 
-#define ZM_FIRE(name, ...)                                                     \
-	do {                                                                   \
-		if (ZM_PROBE_ENABLED(name))                                    \
-			ZM_PROBE(name, __VA_ARGS__);                           \
+#define ZM_FIRE(name, ...)                           \
+	do {                                         \
+		if (ZM_PROBE_ENABLED(name))          \
+			ZM_PROBE(name, __VA_ARGS__); \
 	} while (0)
 
 ZM_PROBE_DECLARE(alloc);

@@ -68,7 +68,7 @@ static void zm_oom(size_t size)
 }
 
 static inline __attribute__((always_inline)) size_t zm_usable(void *ptr,
-							       bool sampled)
+							      bool sampled)
 {
 	return sampled ? zm_sample_hdr_of(ptr)->usable : zm_be_usable(ptr);
 }
@@ -93,8 +93,8 @@ zm_alloc(size_t size, bool zero, size_t *usable)
 	if (zm_sampling(size, &weight)) {
 		ptr = zm_sampled_alloc(size, zero, weight, &got);
 	} else {
-		ptr = zero ? zm_be_calloc(ZM_MIN_SIZE(size))
-			   : zm_be_malloc(ZM_MIN_SIZE(size));
+		ptr = zero ? zm_be_calloc(ZM_MIN_SIZE(size)) :
+			     zm_be_malloc(ZM_MIN_SIZE(size));
 		got = ptr ? zm_be_usable_new(ptr, ZM_MIN_SIZE(size)) : 0;
 	}
 	if (__builtin_expect(ptr == NULL, 0))

@@ -130,7 +130,9 @@ static double run_round(struct contender *c, int threads, long pairs)
 	int t;
 
 	for (t = 0; t < threads; t++) {
-		w[t] = (struct worker){ .c = c, .pairs = pairs, .seed = t * 997 };
+		w[t] = (struct worker){ .c = c,
+					.pairs = pairs,
+					.seed = t * 997 };
 		pthread_create(&tid[t], NULL, run_worker, &w[t]);
 	}
 	for (t = 0; t < threads; t++)
@@ -164,8 +166,8 @@ static void *local_symbol(void *handle, const char *path, const char *name)
 	Elf *elf;
 	int fd;
 
-	if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) || elf_version(EV_CURRENT) ==
-							   EV_NONE)
+	if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) ||
+	    elf_version(EV_CURRENT) == EV_NONE)
 		return NULL;
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
@@ -203,8 +205,9 @@ static int load_zmalloc(struct contender *c, const char *name,
 	snprintf(path, sizeof(path), "%s/%s/libzmalloc.so.1", build, variant);
 	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		fprintf(stderr, "bench_zmalloc: cannot load %s: %s\n"
-				"Build it first: make bench\n",
+		fprintf(stderr,
+			"bench_zmalloc: cannot load %s: %s\n"
+			"Build it first: make bench\n",
 			path, dlerror());
 		return -1;
 	}
@@ -260,7 +263,8 @@ static int load_sampling(struct contender *c)
 					   "zmalloc_sample_alloc_semaphore");
 
 	if (!sem) {
-		fprintf(stderr, "bench_zmalloc: no sample_alloc semaphore in %s\n",
+		fprintf(stderr,
+			"bench_zmalloc: no sample_alloc semaphore in %s\n",
 			c->path);
 		return -1;
 	}
@@ -289,8 +293,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (load_libc_malloc(&c[0]) ||
-	    load_zmalloc(&c[5], "zmalloc-sampling", argv[1], "bench-sampling") ||
-	    load_sampling(&c[5]) || load_zmalloc(&c[1], "zmalloc", argv[1], "libc") ||
+	    load_zmalloc(&c[5], "zmalloc-sampling", argv[1],
+			 "bench-sampling") ||
+	    load_sampling(&c[5]) ||
+	    load_zmalloc(&c[1], "zmalloc", argv[1], "libc") ||
 	    load_zmalloc(&c[2], "zmalloc-noprobes", argv[1], "libc-noprobes") ||
 	    load_jemalloc(&c[3]) ||
 	    load_zmalloc(&c[4], "zmalloc-je", argv[1], "jemalloc"))
@@ -309,13 +315,15 @@ int main(int argc, char **argv)
 			printf("  %-18s %7.1f ns/pair\n", c[i].name,
 			       median(c[i].ns[t], rounds));
 		print_ratio("idle probes: zmalloc / zmalloc-noprobes "
-			    "(goal <= 1.05)", &c[1], &c[2], t, rounds);
+			    "(goal <= 1.05)",
+			    &c[1], &c[2], t, rounds);
 		print_ratio("libc backend: zmalloc / malloc (goal <= 1.10)",
 			    &c[1], &c[0], t, rounds);
 		print_ratio("jemalloc backend: zmalloc-je / mallocx", &c[4],
 			    &c[3], t, rounds);
-		print_ratio("sampling on, no tracer: zmalloc-sampling / zmalloc",
-			    &c[5], &c[1], t, rounds);
+		print_ratio(
+			"sampling on, no tracer: zmalloc-sampling / zmalloc",
+			&c[5], &c[1], t, rounds);
 	}
 	return 0;
 }

@@ -367,7 +367,8 @@ static void largest_anon(unsigned long *lo, unsigned long *hi)
 	while (f && fgets(line, sizeof(line), f)) {
 		path[0] = '\0';
 		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255s", &a, &b,
-			   path) < 2 || path[0])
+			   path) < 2 ||
+		    path[0])
 			continue;
 		if (b - a > *hi - *lo) {
 			*lo = a;

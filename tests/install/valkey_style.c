@@ -55,8 +55,7 @@ int main(void)
 	printf("lib=%s prefix=%d rss>0=%d mem>0=%d dirty=%d smap=%d frag=%d "
 	       "leaked=%zu\n",
 	       ZMALLOC_LIB, (int)PREFIX_SIZE, zmalloc_get_rss() > 0,
-	       zmalloc_get_memory_size() > 0,
-	       zmalloc_get_private_dirty(-1) > 0,
+	       zmalloc_get_memory_size() > 0, zmalloc_get_private_dirty(-1) > 0,
 	       zmalloc_get_smap_bytes_by_field("Rss:", -1) > 0,
 	       zmalloc_get_fragmentation_ratio(zmalloc_get_rss()) >= 0,
 	       zmalloc_used_memory() - start);

@@ -40,7 +40,8 @@ static int find_lib_cb(struct dl_phdr_info *info, size_t size, void *data)
 	size_t nlen = strlen(info->dlpi_name), slen = strlen(f->suffix);
 
 	(void)size;
-	if (nlen >= slen && strcmp(info->dlpi_name + nlen - slen, f->suffix) == 0) {
+	if (nlen >= slen &&
+	    strcmp(info->dlpi_name + nlen - slen, f->suffix) == 0) {
 		f->bias = info->dlpi_addr;
 		f->found = true;
 		return 1;
@@ -73,7 +74,8 @@ static uintptr_t lib_symbol(const char *name)
 
 		if (!gelf_getsym(data, (int)i, &sym))
 			break;
-		if (strcmp(elf_strptr(elf, shdr.sh_link, sym.st_name), name) == 0) {
+		if (strcmp(elf_strptr(elf, shdr.sh_link, sym.st_name), name) ==
+		    0) {
 			addr = f.bias + sym.st_value;
 			break;
 		}
@@ -93,8 +95,8 @@ static void sampling(bool on)
 static int setup(void **state)
 {
 	(void)state;
-	sample_semaphore = (unsigned short *)lib_symbol(
-		"zmalloc_sample_alloc_semaphore");
+	sample_semaphore =
+		(unsigned short *)lib_symbol("zmalloc_sample_alloc_semaphore");
 	sample_region = (uintptr_t *)lib_symbol("zm_sample_region");
 	return sample_semaphore && sample_region ? 0 : -1;
 }
@@ -162,7 +164,8 @@ static void test_sample_estimates_unbiased(void **state)
 	}
 	sampling(false);
 	zmalloc_set_sample_bytes(0);
-	assert_int_equal(zmalloc_get_sample_bytes(), ZMALLOC_SAMPLE_DEFAULT_BYTES);
+	assert_int_equal(zmalloc_get_sample_bytes(),
+			 ZMALLOC_SAMPLE_DEFAULT_BYTES);
 	assert_int_equal(zm_sample_control.lost, 0);
 }
 
@@ -177,7 +180,8 @@ static void test_sample_blocks_behave(void **state)
 	zmalloc_set_sample_bytes(4096);
 	sampling(true);
 	for (i = 0; i < 512; i++) {
-		unsigned char *p = i % 2 ? zcalloc(1000 + i) : zmalloc(1000 + i);
+		unsigned char *p = i % 2 ? zcalloc(1000 + i) :
+					   zmalloc(1000 + i);
 
 		if (i % 2) {
 			size_t j;
@@ -198,7 +202,8 @@ static void test_sample_blocks_behave(void **state)
 	assert_int_equal(zmalloc_used_memory() - start, sum);
 	/* Grow every block: sampled ones move out or stay sampled. */
 	for (i = 0; i < 512; i++) {
-		unsigned char *p = zrealloc_usable(blocks[i], 3000 + i, &usable);
+		unsigned char *p =
+			zrealloc_usable(blocks[i], 3000 + i, &usable);
 		int j;
 
 		for (j = 0; j < 1000 + i; j++)
@@ -237,9 +242,8 @@ static void test_sample_cross_thread_free(void **state)
 	(void)state;
 	zmalloc_set_sample_bytes(8192);
 	sampling(true);
-	assert_int_equal(pthread_create(&tid, NULL, alloc_for_other_thread,
-					blocks),
-			 0);
+	assert_int_equal(
+		pthread_create(&tid, NULL, alloc_for_other_thread, blocks), 0);
 	pthread_join(tid, NULL);
 	estimate(blocks, 2000, &samples);
 	assert_true(samples > 0);

@@ -404,7 +404,8 @@ static int batch_flush(struct batch *bt)
 
 	if (!bt->niov)
 		return 0;
-	err = zs_readv(m->pid, m->memfd, m->iov, bt->niov, m->buf, &bad, m->badr);
+	err = zs_readv(m->pid, m->memfd, m->iov, bt->niov, m->buf, &bad,
+		       m->badr);
 	if (err)
 		return err;
 	if (st)
@@ -686,8 +687,8 @@ static int read_into(struct zs_mark *m, struct zs_span *sp, uint64_t lo,
 
 	for (; lo < hi && !err; lo += step) {
 		step = hi - lo < m->buf_len ? hi - lo : m->buf_len;
-		err = zs_read(m->pid, m->memfd, lo, sp->copy + (lo - sp->lo), step, &bad,
-			      m->badr);
+		err = zs_read(m->pid, m->memfd, lo, sp->copy + (lo - sp->lo),
+			      step, &bad, m->badr);
 	}
 	if (m->st) {
 		m->st->unreadable_bytes += bad;

@@ -129,8 +129,8 @@ int zs_find_gadget(pid_t pid, uint64_t *addr)
 		rewind(fp);
 		while (!exact && !err && fgets(line, sizeof(line), fp)) {
 			n = 0;
-			if (sscanf(line, "%llx-%llx %7s %*x %*x:%*x %*u %n", &lo,
-				   &hi, perms, &n) < 3 ||
+			if (sscanf(line, "%llx-%llx %7s %*x %*x:%*x %*u %n",
+				   &lo, &hi, perms, &n) < 3 ||
 			    perms[0] != 'r' || perms[2] != 'x')
 				continue;
 			if (!pass != !!strstr(line + n, "[vdso]"))
@@ -188,8 +188,8 @@ static bool rseq_clear(pid_t pid, pid_t tid)
 	struct rseq_config rc;
 	uint64_t cs = 1, bad = 0;
 
-	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid,
-		   (void *)sizeof(rc), &rc) != (long)sizeof(rc))
+	if (ptrace(PTRACE_GET_RSEQ_CONFIGURATION, tid, (void *)sizeof(rc),
+		   &rc) != (long)sizeof(rc))
 		return false;
 	if (!rc.abi_pointer)
 		return true; /* not registered */
@@ -296,9 +296,8 @@ int zs_inject(struct zs_thread *th, uint64_t gadget, long nr,
 		return -errno;
 	if (ptrace(PTRACE_SETSIGMASK, th->tid, (void *)sizeof(all), &all))
 		return -errno;
-	if (ptrace_opts &&
-	    ptrace(PTRACE_SETOPTIONS, th->tid, NULL,
-		   (void *)(uintptr_t)ptrace_opts)) {
+	if (ptrace_opts && ptrace(PTRACE_SETOPTIONS, th->tid, NULL,
+				  (void *)(uintptr_t)ptrace_opts)) {
 		err = -errno;
 		goto out_restore_mask;
 	}

@@ -177,8 +177,9 @@ static void reap_stale(struct zs_world *w, struct zs_snap *s,
 
 		if (!inject(w, s, SYS_wait4, a, 0, &ret, &none, o) &&
 		    ret == stale[i])
-			zs_log(o, "reaped snapshot child %d of process %d, "
-				  "left by a scanner that was killed",
+			zs_log(o,
+			       "reaped snapshot child %d of process %d, "
+			       "left by a scanner that was killed",
 			       (int)stale[i], (int)w->pid);
 	}
 }
@@ -267,8 +268,8 @@ void zs_snap_drop(struct zs_snap *s, const struct zscan_opts *o,
 				continue;
 			err = zs_world_stop_one(&w, s->pid, tid, o);
 			if (!err)
-				err = inject(&w, s, SYS_wait4, a, 0, &ret, &none,
-					     o);
+				err = inject(&w, s, SYS_wait4, a, 0, &ret,
+					     &none, o);
 			zs_world_resume(&w);
 			zs_world_free(&w);
 			if (err == -ESRCH && kill(s->pid, 0) < 0)
@@ -281,8 +282,9 @@ void zs_snap_drop(struct zs_snap *s, const struct zscan_opts *o,
 			       "could not reap snapshot child %d of process "
 			       "%d (%s): the next snapshot will",
 			       (int)s->child, (int)s->pid,
-			       strerror(err ? -err : ret < 0 ? (int)-ret :
-							      ECHILD));
+			       strerror(err	? -err :
+					ret < 0 ? (int)-ret :
+						  ECHILD));
 		s->child = 0;
 	}
 	if (st)
@@ -309,8 +311,9 @@ int zs_snap_take(struct zs_snap *s, pid_t pid, struct zs_mark *m,
 		/* Before the stop: reading code is not free. */
 		err = zs_find_gadget(pid, &s->gadget);
 		if (err) {
-			zs_log(o, "no syscall instruction found in process "
-				  "%d: %s",
+			zs_log(o,
+			       "no syscall instruction found in process "
+			       "%d: %s",
 			       (int)pid, strerror(-err));
 			goto out_drop;
 		}
@@ -352,8 +355,9 @@ int zs_snap_roots(struct zs_snap *s, struct zs_ranges *roots,
 		    !(mp->flags & ZS_M_READ) || in_child(&cm, mp->lo, mp->hi))
 			continue;
 		st->unreadable_bytes += mp->hi - mp->lo;
-		zs_log(o, "%#llx-%#llx of process %d is not copied by fork "
-			  "(MADV_DONTFORK): no verdict of lost",
+		zs_log(o,
+		       "%#llx-%#llx of process %d is not copied by fork "
+		       "(MADV_DONTFORK): no verdict of lost",
 		       (unsigned long long)mp->lo, (unsigned long long)mp->hi,
 		       (int)s->pid);
 	}
@@ -364,8 +368,9 @@ int zs_snap_roots(struct zs_snap *s, struct zs_ranges *roots,
 			continue; /* scanned during the stop */
 		if ((mp->flags & ZS_M_WIPE) && (mp->flags & ZS_M_WRITE)) {
 			st->unreadable_bytes += mp->hi - mp->lo;
-			zs_log(o, "%#llx-%#llx of process %d is wiped by fork "
-				  "(MADV_WIPEONFORK): no verdict of lost",
+			zs_log(o,
+			       "%#llx-%#llx of process %d is wiped by fork "
+			       "(MADV_WIPEONFORK): no verdict of lost",
 			       (unsigned long long)mp->lo,
 			       (unsigned long long)mp->hi, (int)s->pid);
 			continue;

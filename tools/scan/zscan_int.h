@@ -138,8 +138,7 @@ ZS_HIDDEN int zs_soft_dirty(pid_t pid, const struct zs_ranges *within,
  * set). -ESRCH when the process is gone.
  */
 ZS_HIDDEN int zs_read(pid_t pid, int memfd, uint64_t addr, void *buf,
-		      size_t len,
-		      uint64_t *bad, struct zs_ranges *badr);
+		      size_t len, uint64_t *bad, struct zs_ranges *badr);
 /* The same for n remote pieces, read back to back into buf. */
 ZS_HIDDEN int zs_readv(pid_t pid, int memfd, const struct iovec *remote,
 		       size_t n, void *buf, uint64_t *bad,
@@ -260,8 +259,7 @@ ZS_HIDDEN int zs_snap_take(struct zs_snap *s, pid_t pid, struct zs_mark *m,
 			   const struct zscan_opts *o, struct zscan_stats *st);
 /* The child's root ranges, less what the stop scanned. */
 ZS_HIDDEN int zs_snap_roots(struct zs_snap *s, struct zs_ranges *roots,
-			    const struct zscan_opts *o,
-			    struct zscan_stats *st);
+			    const struct zscan_opts *o, struct zscan_stats *st);
 /* Kills and reaps the child, restores the signal mask; st may be NULL. */
 ZS_HIDDEN void zs_snap_drop(struct zs_snap *s, const struct zscan_opts *o,
 			    struct zscan_stats *st);

@@ -196,7 +196,8 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 
 /* The live table is mmapable: read its ways in place, no syscalls. */
 int collect_each_block(const struct zt_probes *p,
-		       int (*fn)(void *arg, __u64 ptr, const struct zt_block *b),
+		       int (*fn)(void *arg, __u64 ptr,
+				 const struct zt_block *b),
 		       void *arg)
 {
 	const struct bpf_map *map = p->skel->maps.live;
@@ -213,8 +214,8 @@ int collect_each_block(const struct zt_probes *p,
 	v = mem;
 	for (i = 0; !err && i < n; i++) {
 		for (w = 0; !err && w < ZT_LIVE_WAYS; w++) {
-			__u64 ptr = __atomic_load_n(&v[i].ptr[w],
-						    __ATOMIC_ACQUIRE);
+			__u64 ptr =
+				__atomic_load_n(&v[i].ptr[w], __ATOMIC_ACQUIRE);
 			struct zt_block b;
 
 			if (!ptr)

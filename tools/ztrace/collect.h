@@ -86,7 +86,8 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 void leak_set_free(struct zt_leak_set *set);
 /* fn(arg, address, block) for every tracked block; stops at an error. */
 int collect_each_block(const struct zt_probes *p,
-		       int (*fn)(void *arg, __u64 ptr, const struct zt_block *b),
+		       int (*fn)(void *arg, __u64 ptr,
+				 const struct zt_block *b),
 		       void *arg);
 /* The user stack of STACK_ID, leaf first; returns the frame count. */
 int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,

@@ -83,7 +83,8 @@ static const char *const sample_kind_names[ZT_SHIST_KINDS] = {
 
 static const char *const sample_kind_titles[ZT_SHIST_KINDS] = {
 	[ZT_SHIST_ALLOC] = "allocations by requested size",
-	[ZT_SHIST_FREE] = "frees of blocks allocated since attach, by requested size",
+	[ZT_SHIST_FREE] =
+		"frees of blocks allocated since attach, by requested size",
 };
 
 /* Sampled mode: out = cur - prev, bucket by bucket (prev may be NULL). */

@@ -170,7 +170,8 @@ void sample_hist_print_text(FILE *f, const char *title,
 		if (h[b].weight > max_bytes)
 			max_bytes = h[b].weight;
 	}
-	fprintf(f, "\n  @%s: ~%llu blocks, ~%llu bytes (est. from %llu samples)\n",
+	fprintf(f,
+		"\n  @%s: ~%llu blocks, ~%llu bytes (est. from %llu samples)\n",
 		title, (unsigned long long)est_count(t.count_milli),
 		(unsigned long long)t.weight, (unsigned long long)t.samples);
 	if (first < 0) {

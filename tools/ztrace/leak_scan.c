@@ -221,8 +221,9 @@ int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
 	if (err) {
 		p_err("cannot scan process %d for leaks: %s%s", pid,
 		      strerror(-err),
-		      err == -EPERM ? " (another tracer, such as gdb or strace, holds it: detach it and retry)" :
-				      "");
+		      err == -EPERM ?
+			      " (another tracer, such as gdb or strace, holds it: detach it and retry)" :
+			      "");
 		goto out_free;
 	}
 	err = drop_changed(p, &l, &r->changed);

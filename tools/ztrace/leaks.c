@@ -206,8 +206,9 @@ static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 
 	fprintf(zt_out,
 		"  scan       %s: target stopped %.2f ms, %s scanned (%s of roots, %llu unreadable bytes), %u thread%s, %llu candidate blocks (%llu freed during the scan: no verdict)\n",
-		r->snapshot ? "fork snapshot" : r->concurrent ? "concurrent" :
-							      "stop the world",
+		r->snapshot   ? "fork snapshot" :
+		r->concurrent ? "concurrent" :
+				"stop the world",
 		st->pause_ns / 1e6, fmt_size(a, sizeof(a), st->scanned_bytes),
 		fmt_size(b, sizeof(b), st->root_bytes),
 		(unsigned long long)st->unreadable_bytes, st->threads,
@@ -268,9 +269,10 @@ static void json_scan(struct jw *w, struct zt_session *s,
 	size_t i;
 
 	jw_obj(w, "scan");
-	jw_str(w, "mode", r->snapshot	 ? "snapshot" :
-			  r->concurrent ? "concurrent" :
-					  "stop");
+	jw_str(w, "mode",
+	       r->snapshot   ? "snapshot" :
+	       r->concurrent ? "concurrent" :
+			       "stop");
 	jw_double(w, "pause_ms", st->pause_ns / 1e6);
 	jw_double(w, "total_ms", st->total_ns / 1e6);
 	jw_u64(w, "scanned_bytes", st->scanned_bytes);

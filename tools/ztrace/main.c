@@ -25,7 +25,7 @@ static int do_help(int argc, char **argv)
 }
 
 static const struct cmd cmds[] = {
-	{ "hist", do_hist }, { "leaks", do_leaks }, { "stat", do_stat },
+	{ "hist", do_hist }, { "leaks", do_leaks },   { "stat", do_stat },
 	{ "noop", do_noop }, { "record", do_record }, { "serve", do_serve },
 	{ "top", do_top },   { "help", do_help },     {},
 };

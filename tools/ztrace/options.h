@@ -21,7 +21,7 @@ enum zt_mode {
 
 enum zt_scan_mode {
 	ZT_SCAN_NONE,
-	ZT_SCAN_STOP,	    /* stop the world for each scan */
+	ZT_SCAN_STOP, /* stop the world for each scan */
 	ZT_SCAN_CONCURRENT, /* zscan's concurrent mode */
 	ZT_SCAN_SNAPSHOT, /* concurrent, on fork snapshots of the target */
 };

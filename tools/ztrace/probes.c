@@ -257,8 +257,9 @@ static void attach_error(const struct zt_probes *p, int i, const char *path,
 	else
 		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; run with -v for libbpf's reason%s",
 		      probe_name(p, i), path, pid, strerror(-err),
-		      p->sampled ? " (--sample needs a libzmalloc with the sample_alloc and sample_free probes)" :
-				   "");
+		      p->sampled ?
+			      " (--sample needs a libzmalloc with the sample_alloc and sample_free probes)" :
+			      "");
 }
 
 /* -EOPNOTSUPP: this kernel has no uprobe_multi; use libbpf's way. */
@@ -271,7 +272,8 @@ static int attach_multi(struct zt_probes *p, pid_t pid, const char *path)
 		fd = usdt_multi_attach(probe_prog(p, i),
 				       p->skel->maps.__bpf_usdt_specs,
 				       &next_spec, pid, path,
-				       ZMALLOC_PROBE_PROVIDER, probe_name(p, i));
+				       ZMALLOC_PROBE_PROVIDER,
+				       probe_name(p, i));
 		if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS)
 			return -EOPNOTSUPP;
 		if (fd < 0) {

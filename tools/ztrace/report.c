@@ -140,13 +140,15 @@ static void text_rate(const struct zt_session *s)
 	const struct zt_sample_ctl *sc = &s->sc;
 
 	if (sc->err && !sc->mean_bytes)
-		fprintf(zt_out, "  sampling   rate n/a (%s)", strerror(-sc->err));
+		fprintf(zt_out, "  sampling   rate n/a (%s)",
+			strerror(-sc->err));
 	else
 		fprintf(zt_out,
 			"  sampling   one sample per %llu bytes allocated on average (%s)",
 			(unsigned long long)sc->mean_bytes,
-			sc->set_bytes || env.sample_bytes ? "set by ztrace" :
-							    "the target's rate");
+			sc->set_bytes || env.sample_bytes ?
+				"set by ztrace" :
+				"the target's rate");
 }
 
 /* Sampled mode's events and live figures: estimates, with their samples. */
@@ -190,8 +192,7 @@ void report_text_begin(struct zt_session *s, bool final)
 
 	fprintf(zt_out, "==> ztrace %s%s: PID %d (%s), %.2f s since attach",
 		env.mode_name, env.sample ? " --sample" : "", s->target.pid,
-		s->target.comm,
-		secs(n->mono_ns - s->attach_ns));
+		s->target.comm, secs(n->mono_ns - s->attach_ns));
 	if (s->seq && !final)
 		fprintf(zt_out, ", interval %.2f s",
 			secs(n->mono_ns - p->mono_ns));

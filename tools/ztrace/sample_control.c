@@ -31,8 +31,7 @@ int sample_ctl_init(struct zt_sample_ctl *sc, const struct zt_target *t,
 	return 0;
 }
 
-static int remote_io(pid_t pid, __u64 addr, void *buf, size_t len,
-		     bool write)
+static int remote_io(pid_t pid, __u64 addr, void *buf, size_t len, bool write)
 {
 	struct iovec local = { .iov_base = buf, .iov_len = len };
 	struct iovec remote = { .iov_base = (void *)(unsigned long)addr,
