@@ -97,23 +97,19 @@ $(ZT_TOUT)/zt_workload_static: tests/bpf/zt_workload.c $(LIBDIR)/libzmalloc.a | 
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(LIBDIR)/libzmalloc.a -lpthread -lm
 
-# Each runner's closing "N passed, N failed[, N skipped]" is recorded in
-# $(BUILD)/results for the summary of make test.
+# Each runner records its "passed failed skipped" in $(BUILD)/results for
+# the summary of make test (tests/bpf/ztest.py).
 ZT_RESULTS := $(BUILD)/results
-ZT_RECORD = awk '/^[0-9]+ passed, [0-9]+ failed/ { p = $$1; f = $$3; \
-	s = ($$5 == "" ? 0 : $$5) } END { if (p != "") print p, f, s }'
 
 test-bpf: lib $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(ZT_TOUT)/zt_workload_static \
 		$(BUILD)/scan/tests/leaky $(BUILD)/scan/tests/churn
 	$(Q)mkdir -p $(ZT_RESULTS); status=0; \
-	python3 tests/bpf/run_tests.py $(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload \
-		$(LIBDIR) > $(ZT_RESULTS)/bpf.log 2>&1 || status=1; \
-	cat $(ZT_RESULTS)/bpf.log; \
-	$(ZT_RECORD) $(ZT_RESULTS)/bpf.log > $(ZT_RESULTS)/bpf; \
+	ZTEST_RESULTS=$(ZT_RESULTS)/bpf python3 tests/bpf/run_tests.py \
+		$(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(LIBDIR) || status=1; \
 	python3 tests/bpf/run_scan_tests.py $(ZT_OUT)/ztrace \
 		$(BUILD)/scan/tests/leaky $(ZT_RESULTS)/bpf-scan || status=1; \
-	python3 tests/bpf/run_export_tests.py $(ZT_OUT)/ztrace \
-		$(ZT_TOUT)/zt_workload $(LIBDIR) || status=1; \
+	ZTEST_RESULTS=$(ZT_RESULTS)/bpf-export python3 tests/bpf/run_export_tests.py \
+		$(ZT_OUT)/ztrace $(ZT_TOUT)/zt_workload $(LIBDIR) || status=1; \
 	exit $$status
 
 # ------------------------------------------------------------- benchmark

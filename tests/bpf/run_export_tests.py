@@ -25,33 +25,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ztest import Skip, check, eq, run_cases  # noqa: E402
 
 ZTRACE, WORKLOAD, LIBDIR = (os.path.abspath(a) for a in sys.argv[1:4])
 ONLY = sys.argv[4:]
-REQUIRE_BPF = os.environ.get("ZTRACE_REQUIRE_BPF") == "1"
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TMP = tempfile.mkdtemp(prefix="zt-export-tests-")
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))
 
 
 def need(tool):
@@ -664,49 +649,5 @@ def test_install_man_and_completion():
     check(str(os.getpid()) in complete("ztrace top -p "), "PIDs after -p")
 
 
-# --------------------------------------------------------------- runner
-def bpf_unavailable():
-    if os.geteuid() != 0:
-        return "not root"
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        return "kernel without BTF"
-    if not os.path.exists("/sys/bus/event_source/devices/uprobe/type"):
-        return "kernel without uprobes"
-    return None
-
-
-def main():
-    cases = [(n, f) for n, f in sorted(globals().items())
-             if n.startswith("test_") and callable(f)]
-    if ONLY:
-        cases = [(n, f) for n, f in cases if any(o in n for o in ONLY)]
-    passed = failed = skipped = 0
-    why = bpf_unavailable()
-    for name, func in cases:
-        t0 = time.monotonic()
-        try:
-            if why:
-                raise Skip(why)
-            func()
-            status = "ok"
-            passed += 1
-        except Skip as e:
-            if REQUIRE_BPF:
-                status = "FAIL (ZTRACE_REQUIRE_BPF=1 forbids skipping: %s)" % e
-                failed += 1
-            else:
-                status = "skip (%s)" % e
-                skipped += 1
-        except Exception as e:
-            status = "FAIL: %s" % e
-            if not isinstance(e, AssertionError):
-                status += "\n" + traceback.format_exc()
-            failed += 1
-        print("%-40s %s (%.1f s)" % (name, status, time.monotonic() - t0),
-              flush=True)
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(globals(), ONLY))

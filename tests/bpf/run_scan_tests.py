@@ -21,6 +21,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ztest import check, run_cases  # noqa: E402
+
 ZTRACE, LEAKY = sys.argv[1], sys.argv[2]
 CHURN = os.path.join(os.path.dirname(LEAKY), "churn")
 RESULTS = sys.argv[3] if len(sys.argv) > 3 else None
@@ -31,15 +34,6 @@ VALGRIND = {"definitely_lost": "definitely lost",
             "indirectly_lost": "indirectly lost",
             "possibly_lost": "possibly lost",
             "still_reachable": "still reachable"}
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, why):
-    if not cond:
-        raise Fail(why)
 
 
 class Proc:
@@ -107,7 +101,7 @@ def wait_scan_doc(path, n, timeout=20):
             if len(scans) >= n:
                 return scans[n - 1]
         time.sleep(0.05)
-    raise Fail("no scan report %d in %s" % (n, path))
+    raise AssertionError("no scan report %d in %s" % (n, path))
 
 
 def got_classes(doc):
@@ -289,30 +283,5 @@ def test_scan_option_errors():
           "bad mode: %d %s" % (r.returncode, r.stderr))
 
 
-def main():
-    tests = [v for k, v in sorted(globals().items(),
-                                  key=lambda kv: getattr(kv[1], "__code__",
-                                                         None) and
-                                  kv[1].__code__.co_firstlineno or 0)
-             if k.startswith("test_")]
-    passed = failed = skipped = 0
-    for t in tests:
-        t0 = time.monotonic()
-        try:
-            t()
-            passed += 1
-            print("%-45s ok (%.1f s)" % (t.__name__, time.monotonic() - t0))
-        except (Fail, subprocess.TimeoutExpired, OSError) as e:
-            failed += 1
-            print("%-45s FAIL: %s" % (t.__name__, e))
-        sys.stdout.flush()
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    if RESULTS:
-        os.makedirs(os.path.dirname(RESULTS) or ".", exist_ok=True)
-        with open(RESULTS, "w") as f:
-            f.write("%d %d %d\n" % (passed, failed, skipped))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(globals(), results=RESULTS, width=45))

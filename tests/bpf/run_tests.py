@@ -20,18 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ztest import Skip, check, eq, run_cases  # noqa: E402
 
 ZTRACE, WORKLOAD, LIBDIR = (os.path.abspath(a) for a in sys.argv[1:4])
 ONLY = sys.argv[4:]
-REQUIRE_BPF = os.environ.get("ZTRACE_REQUIRE_BPF") == "1"
 LIB = os.path.realpath(os.path.join(LIBDIR, "libzmalloc.so.1"))
 STATIC_WORKLOAD = WORKLOAD + "_static"
 TMP = tempfile.mkdtemp(prefix="zt-bpf-tests-")
-
-
-class Skip(Exception):
-    pass
 
 
 def bucket(size):
@@ -97,16 +94,6 @@ LIVE_BYTES = sum(n for n, _ in LEAKS.values())
 
 
 # ------------------------------------------------------------- helpers
-def check(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise AssertionError("%s: got %r, want %r" % (what, got, want))
-
-
 def out_path(name):
     return os.path.join(TMP, name)
 
@@ -754,49 +741,5 @@ def test_sample_stat_default_rate():
           "text report does not label its estimates: %r" % text[:2000])
 
 
-# --------------------------------------------------------------- runner
-def bpf_unavailable():
-    if os.geteuid() != 0:
-        return "not root"
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        return "kernel without BTF"
-    if not os.path.exists("/sys/bus/event_source/devices/uprobe/type"):
-        return "kernel without uprobes"
-    return None
-
-
-def main():
-    cases = [(n, f) for n, f in sorted(globals().items())
-             if n.startswith("test_") and callable(f)]
-    if ONLY:
-        cases = [(n, f) for n, f in cases if any(o in n for o in ONLY)]
-    passed = failed = skipped = 0
-    why = bpf_unavailable()
-    for name, func in cases:
-        t0 = time.monotonic()
-        try:
-            if why:
-                raise Skip(why)
-            func()
-            status = "ok"
-            passed += 1
-        except Skip as e:
-            if REQUIRE_BPF:
-                status = "FAIL (ZTRACE_REQUIRE_BPF=1 forbids skipping: %s)" % e
-                failed += 1
-            else:
-                status = "skip (%s)" % e
-                skipped += 1
-        except Exception as e:
-            status = "FAIL: %s" % e
-            if not isinstance(e, AssertionError):
-                status += "\n" + traceback.format_exc()
-            failed += 1
-        print("%-40s %s (%.1f s)" % (name, status, time.monotonic() - t0),
-              flush=True)
-    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cases(globals(), ONLY))
