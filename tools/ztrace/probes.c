@@ -122,16 +122,21 @@ static int size_maps(struct zt_probes *p)
 	s->rodata->live_mask = nbuckets - 1;
 	p->live_capacity = (__u64)nbuckets * ZT_LIVE_WAYS;
 	err = bpf_map__set_max_entries(s->maps.live, nbuckets);
+	s->rodata->stack_depth = depth;
+	s->rodata->stack_mask = pow2_at_least(nstacks) - 1;
 	if (!err)
 		err = bpf_map__set_max_entries(s->maps.stacks, nstacks);
 	if (!err)
 		err = bpf_map__set_value_size(s->maps.stacks,
 					      depth * sizeof(__u64));
+	if (!err)
+		err = bpf_map__set_value_size(s->maps.stack_scratch,
+					      depth * sizeof(__u64));
 	/*
 	 * Per-stack totals of one kind: exact, or sampled estimates. The
-	 * exact ones are an array indexed by stack id (ids are below the
-	 * stack map's size rounded up to a power of 2), plus one slot for
-	 * blocks without a stack.
+	 * exact ones are an array indexed by stack id (a stack's hash masked
+	 * to the stack map's size rounded up to a power of 2), plus one slot
+	 * for blocks without a stack.
 	 */
 	s->rodata->totals_none_slot = p->sampled ? 0 : pow2_at_least(nstacks);
 	if (!err)
