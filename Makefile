@@ -228,7 +228,8 @@ bench-zmalloc: $(BUILD)/bench/bench_zmalloc
 		cp $(BUILD)/libc/libzmalloc.so.1.0.0 $(BUILD)/bench-sampling/libzmalloc.so.1
 	$(Q)$(BUILD)/bench/bench_zmalloc $(BUILD)
 
-bench: deps bench-zmalloc
+bench: deps
+	$(Q)$(MAKE) --no-print-directory bench-zmalloc
 	$(Q)if [ -f tools/ztrace.mk ]; then \
 		$(MAKE) --no-print-directory bench-ztrace; fi
 	$(Q)if [ -f tools/scan.mk ]; then \

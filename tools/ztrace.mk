@@ -37,7 +37,7 @@ ZT_PROG_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=gnu11 -D_GNU_SOURCE \
 	$(CFLAGS_WARN) -Iinclude -I$(LIBDIR)/include
 ZT_PROG_LIBS := -L$(LIBDIR) -lzmalloc -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
 
-.PHONY: ztrace demo test-bpf bench-ztrace bench-sample vmlinux install-ztrace
+.PHONY: ztrace demo demo-run test-bpf bench-ztrace bench-sample vmlinux install-ztrace
 
 ztrace: $(ZT_OUT)/ztrace
 
@@ -82,7 +82,11 @@ $(ZT_OUT)/demo: tools/demo/demo.c | lib
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZT_PROG_CFLAGS) $< -o $@ $(ZT_PROG_LIBS)
 
-demo: lib $(ZT_OUT)/ztrace $(ZT_OUT)/demo
+# The README's first command: the packages first, then the build and run.
+demo: deps
+	$(Q)$(MAKE) --no-print-directory demo-run
+
+demo-run: lib $(ZT_OUT)/ztrace $(ZT_OUT)/demo
 	$(Q)sh tools/demo/run_demo.sh $(ZT_OUT)
 
 # ----------------------------------------------------------------- tests
