@@ -63,7 +63,7 @@ struct {
  * The allocating stacks, walked by walk_stack(): key a stack id, below
  * stack_mask + 1; value its return addresses, leaf first, 0-terminated.
  * Sized by --max-stacks and --stack-depth before load, as is the per-CPU
- * buffer a stack is walked into.
+ * buffer a stack is walked into (a busy word, then the frames).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -76,7 +76,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(__u32));
-	__uint(value_size, ZT_DEFAULT_STACK_DEPTH * sizeof(__u64));
+	__uint(value_size, (ZT_DEFAULT_STACK_DEPTH + 1) * sizeof(__u64));
 } stack_scratch SEC(".maps");
 
 /*
@@ -350,36 +350,68 @@ static __always_inline bool same_stack(const __u64 *a, const __u64 *b)
 	return true;
 }
 
-static __always_inline __u32 get_stack(struct pt_regs *ctx,
-				       struct zt_counters *c)
+/* Slots tried after a stack's own, before calling it a collision. */
+#define ZT_STACK_PROBES 4
+
+/*
+ * The id of the stack in IPS, stored if new; ZT_STACK_NONE on failure. A
+ * stack's id is its hash, masked; when that id holds another stack, the
+ * next ids are tried (open addressing), so that two stacks of a program
+ * sharing a masked hash, one run in a hundred with ASLR, both keep theirs.
+ */
+static __always_inline __u32 store_stack(struct zt_counters *c,
+					 const __u64 *ips, __u32 n)
 {
-	__u32 zero = 0, id;
-	__u64 *ips, *old;
+	__u32 id = stack_hash(ips, n), k;
+	__u64 *old;
 	long err;
 
-	ips = bpf_map_lookup_elem(&stack_scratch, &zero);
-	if (!ips)
-		goto out_error;
-	id = stack_hash(ips, walk_stack(ctx, ips));
-	old = bpf_map_lookup_elem(&stacks, &id);
-	if (!old) {
-		err = bpf_map_update_elem(&stacks, &id, ips, BPF_NOEXIST);
-		if (!err)
-			return id;
-		if (err != -EEXIST)
-			goto out_error;
-		/* Another CPU stored a stack under this id first. */
+	for (k = 0; k < ZT_STACK_PROBES; k++, id = (id + 1) & stack_mask) {
 		old = bpf_map_lookup_elem(&stacks, &id);
-		if (!old)
-			goto out_error;
+		if (!old) {
+			err = bpf_map_update_elem(&stacks, &id, ips,
+						  BPF_NOEXIST);
+			if (!err)
+				return id;
+			if (err != -EEXIST)
+				goto out_error;
+			/* Another CPU stored a stack under this id first. */
+			old = bpf_map_lookup_elem(&stacks, &id);
+			if (!old)
+				goto out_error;
+		}
+		if (same_stack(ips, old))
+			return id;
 	}
-	if (same_stack(ips, old))
-		return id;
 	ADD(c->drop_stack_collision, 1);
 	return ZT_STACK_NONE;
 out_error:
 	ADD(c->drop_stack_error, 1);
 	return ZT_STACK_NONE;
+}
+
+/*
+ * The walk goes into this CPU's scratch buffer, whose first word says it
+ * is in use: a uprobe program can be preempted, and another thread's
+ * program on the same CPU then runs to its end before the first resumes.
+ * That one finds the buffer busy and drops its stack (counted) rather than
+ * overwrite a walk half done.
+ */
+static __always_inline __u32 get_stack(struct pt_regs *ctx,
+				       struct zt_counters *c)
+{
+	__u32 zero = 0, id;
+	__u64 *buf;
+
+	buf = bpf_map_lookup_elem(&stack_scratch, &zero);
+	if (!buf || buf[0]) {
+		ADD(c->drop_stack_error, 1);
+		return ZT_STACK_NONE;
+	}
+	WRITE_ONCE(buf[0], 1);
+	id = store_stack(c, buf + 1, walk_stack(ctx, buf + 1));
+	WRITE_ONCE(buf[0], 0);
+	return id;
 }
 
 /*

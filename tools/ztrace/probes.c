@@ -131,7 +131,7 @@ static int size_maps(struct zt_probes *p)
 					      depth * sizeof(__u64));
 	if (!err)
 		err = bpf_map__set_value_size(s->maps.stack_scratch,
-					      depth * sizeof(__u64));
+					      (depth + 1) * sizeof(__u64));
 	/*
 	 * Per-stack totals of one kind: exact, or sampled estimates. The
 	 * exact ones are an array indexed by stack id (a stack's hash masked
