@@ -237,6 +237,31 @@ def test_scan_command_mode():
           zt.p.returncode)
 
 
+def test_scan_command_at_exit_as_valgrind():
+    """-- CMD: the final report scans the command stopped at its exit."""
+    path = os.path.join(TMP, "exit.json")
+    zt = subprocess.run([ZTRACE, "leaks", "--scan", "--json", "-o", path,
+                         "--", LEAKY, "exit"], capture_output=True,
+                        text=True, timeout=60)
+    check(zt.returncode == 0, "ztrace -- leaky exit: %d %s" %
+          (zt.returncode, zt.stderr))
+    want = expected(zt.stdout)
+    final = [d for d in json_docs(path) if d.get("final")]
+    check(final and "scan" in final[-1], "no scan in the final report")
+    got = got_classes(final[-1])
+    check(got == want, "verdicts at exit %s, expected %s" % (got, want))
+    vg = subprocess.run(["valgrind", "--leak-check=full",
+                         "--show-leak-kinds=all", LEAKY, "exit"],
+                        capture_output=True, text=True, timeout=120)
+    for cls in ("definitely_lost", "indirectly_lost"):
+        m = re.search(r"%s: ([\d,]+) bytes in ([\d,]+) blocks" %
+                      VALGRIND[cls], vg.stderr)
+        check(m and [int(m.group(2).replace(",", "")),
+                     int(m.group(1).replace(",", ""))] == got[cls],
+              "%s at exit: valgrind %s, ztrace %s" %
+              (cls, m and m.groups(), got[cls]))
+
+
 def test_scan_while_target_allocates():
     """Scans every 0.2 s of a threaded target that never stops working."""
     path = os.path.join(TMP, "churn.json")

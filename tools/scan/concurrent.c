@@ -53,6 +53,11 @@ int zscan_ctx_new(pid_t pid, const struct zscan_opts *opts,
 		return -ENOMEM;
 	ctx->pid = pid;
 	zs_opts_copy(&ctx->o, opts);
+	if (ctx->o.held_tid) {
+		/* Held threads are for one stopped-world scan only. */
+		free(ctx);
+		return -EINVAL;
+	}
 	*ctxp = ctx;
 	return 0;
 }

@@ -122,6 +122,14 @@ static int seize_new(struct zs_world *w, const struct zscan_opts *o, int *added)
 		tid = (pid_t)strtol(de->d_name, NULL, 10);
 		if (tid <= 0 || find_thread(w, tid))
 			continue;
+		if (tid == o->held_tid) {
+			err = add_thread(w, tid);
+			if (err)
+				break;
+			w->th[w->n - 1].held = true;
+			w->th[w->n - 1].stopped = true;
+			continue;
+		}
 		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
 			if (errno == ESRCH)
 				continue; /* exited meanwhile */
@@ -261,6 +269,8 @@ void zs_world_resume(struct zs_world *w)
 
 	for (size_t i = 0; i < w->n; i++) {
 		th = &w->th[i];
+		if (th->held)
+			continue; /* the caller's to resume */
 		/* Detach needs a stopped tracee: finish a half-done stop. */
 		wait_stopped(th);
 		if (!th->gone)

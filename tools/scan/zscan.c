@@ -140,6 +140,8 @@ int zscan_scan(pid_t pid, struct zscan_block *blocks, size_t n,
 	if (!st)
 		st = &local;
 	memset(st, 0, sizeof(*st));
+	if (o.held_tid && (o.flags & ZSCAN_F_SNAPSHOT))
+		return -EINVAL;
 	err = zs_mark_init(&m, pid, blocks, n, &o, st);
 	if (err)
 		return err;

@@ -141,6 +141,13 @@ struct zscan_opts {
 	 */
 	void (*snapshot)(void *arg, pid_t pid, pid_t child);
 	void *snapshot_arg;
+	/*
+	 * A thread of the target that the caller already traces and holds
+	 * in a ptrace-stop (a debugger, or ztrace holding a command at its
+	 * exit): zscan reads its registers but does not seize, wait for or
+	 * resume it. 0: none. Not with ZSCAN_F_SNAPSHOT or a context.
+	 */
+	pid_t held_tid;
 };
 
 /*

@@ -60,6 +60,7 @@ struct zs_thread {
 	int sig; /* signal to deliver again at detach */
 	bool stopped; /* in a ptrace stop, waited for */
 	bool gone; /* exited while we seized it */
+	bool held; /* the caller's: stopped already, never resumed by us */
 	uint64_t sp; /* stack pointer, once the registers are read */
 	uint8_t *regs; /* every register set we could read, raw */
 	size_t regs_len;

@@ -194,12 +194,13 @@ static int scan_concurrent(pid_t pid, struct block_list *l,
 }
 
 int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
-		  bool snapshot, struct zt_scan_result *r)
+		  bool snapshot, pid_t held_tid, struct zt_scan_result *r)
 {
 	struct zscan_opts o = {
 		.sz = sizeof(o),
 		.flags = snapshot ? ZSCAN_F_SNAPSHOT : 0,
 		.log = scan_log,
+		.held_tid = held_tid,
 	};
 	struct block_list l = { 0 };
 	int err;

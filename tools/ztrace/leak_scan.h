@@ -37,9 +37,10 @@ struct zt_scan_result {
 /*
  * Scan process PID against the live blocks of P: stopped for the scan, or
  * concurrently (two scans must agree), on fork snapshots if SNAPSHOT.
+ * HELD_TID (or 0) is a thread ztrace itself holds stopped (zscan.h).
  */
 int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
-		  bool snapshot, struct zt_scan_result *r);
+		  bool snapshot, pid_t held_tid, struct zt_scan_result *r);
 void leak_scan_free(struct zt_scan_result *r);
 /* Release what the concurrent mode keeps between scans. */
 void leak_scan_end(void);

@@ -299,16 +299,36 @@ static void json_scan(struct jw *w, struct zt_session *s,
 	jw_obj_end(w);
 }
 
-/* A scan needs the target alive; a failed one is reported, not fatal. */
+/*
+ * A scan needs the target alive; a failed one is reported, not fatal. A
+ * command ztrace started is seized for its exit, so ztrace holds it
+ * stopped itself and zscan stops the other threads; that is always a
+ * stop-the-world scan, and at the command's exit it is the last word on
+ * its memory, as valgrind's at exit.
+ */
 static bool scan_now(struct zt_session *s, struct zt_scan_result *r)
 {
+	struct zt_target *t = &s->target;
+	bool held = t->spawned && t->traced && !t->exited, ok;
+	bool concurrent = env.scan == ZT_SCAN_CONCURRENT ||
+			  env.scan == ZT_SCAN_SNAPSHOT;
+	static bool said;
+
 	if ((env.scan == ZT_SCAN_NONE && !s->scan_requested) || !s->alive)
 		return false;
 	s->scan_requested = false;
-	return leak_scan_run(&s->probes, s->target.pid,
-			     env.scan == ZT_SCAN_CONCURRENT ||
-				     env.scan == ZT_SCAN_SNAPSHOT,
-			     env.scan == ZT_SCAN_SNAPSHOT, r) == 0;
+	if (held && concurrent && !said) {
+		p_info("a command ztrace runs is scanned stopped: --scan=concurrent and --scan=snapshot need -p PID");
+		said = true;
+	}
+	if (held && spawn_hold(t))
+		return false;
+	ok = leak_scan_run(&s->probes, t->pid, concurrent && !held,
+			   env.scan == ZT_SCAN_SNAPSHOT && !held,
+			   held ? t->pid : 0, r) == 0;
+	if (held)
+		spawn_unhold(t);
+	return ok;
 }
 
 static void leaks_report(struct zt_session *s, bool final)

@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "elf_info.h"
-#include "options.h"
 #include "output.h"
 #include "target.h"
 #include "zmalloc_probes.h"
@@ -230,15 +229,8 @@ int spawn_release(struct zt_target *t)
 	char go = 'g';
 	int err = 0;
 
-	/*
-	 * Without ptrace the final report uses the last figures read. A leak
-	 * scan must seize every thread itself, so with --scan the command is
-	 * not held for its exit.
-	 */
-	if (env.scan != ZT_SCAN_NONE)
-		p_info("--scan: scans are made while %s runs; the final report, after it exits, has none",
-		       t->exe);
-	else if (ptrace(PTRACE_SEIZE, t->pid, NULL, (void *)opts) == 0)
+	/* Without ptrace the final report uses the last figures read. */
+	if (ptrace(PTRACE_SEIZE, t->pid, NULL, (void *)opts) == 0)
 		t->traced = true;
 	else
 		p_warn("cannot ptrace %s for its exit (%s): the final report will show the last figures read before it exited",
@@ -289,8 +281,10 @@ static int spawn_handle(struct zt_target *t, int status,
 			t->wstatus = (int)msg;
 			t->status_known = true;
 		}
+		t->at_exit = true;
 		if (on_exit)
 			on_exit(ctx);
+		t->at_exit = false;
 		ptrace(PTRACE_CONT, t->pid, NULL, NULL);
 	} else if (event == PTRACE_EVENT_STOP) {
 		/* Group stop (SIGSTOP and the like): stay stopped. */
@@ -309,6 +303,12 @@ int spawn_wait(struct zt_target *t, void (*on_exit)(void *ctx), void *ctx)
 
 	if (t->exited)
 		return 1;
+	if (t->held_status) {
+		/* A stop spawn_hold() took for us: handled as if just seen. */
+		status = t->held_status;
+		t->held_status = 0;
+		ret = spawn_handle(t, status, on_exit, ctx);
+	}
 	while (ret == 0) {
 		pid = waitpid(t->pid, &status, WNOHANG | __WALL);
 		if (pid == 0)
@@ -318,6 +318,54 @@ int spawn_wait(struct zt_target *t, void (*on_exit)(void *ctx), void *ctx)
 		ret = spawn_handle(t, status, on_exit, ctx);
 	}
 	return ret;
+}
+
+/*
+ * Holds the seized command in a ptrace-stop, for a caller that must read
+ * it while it cannot run (a leak scan). Signals that arrive first are
+ * delivered and waited past; an exit or group stop is kept in
+ * t->held_status for spawn_wait(). Returns 0 with the command stopped, or
+ * -errno (-ESRCH: it is gone).
+ */
+int spawn_hold(struct zt_target *t)
+{
+	int status, event;
+
+	if (!t->traced || t->exited || t->at_exit)
+		return t->at_exit ? 0 : -ESRCH;
+	if (ptrace(PTRACE_INTERRUPT, t->pid, NULL, NULL))
+		return -errno;
+	for (;;) {
+		if (waitpid(t->pid, &status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (!WIFSTOPPED(status)) {
+			t->held_status =
+				status; /* exited: spawn_wait() reaps */
+			return -ESRCH;
+		}
+		event = status >> 16;
+		if (event == PTRACE_EVENT_STOP && WSTOPSIG(status) == SIGTRAP)
+			return 0; /* our interrupt */
+		if (event == 0) {
+			/* A signal on its way: deliver it, then our stop. */
+			ptrace(PTRACE_CONT, t->pid, NULL,
+			       (void *)(long)WSTOPSIG(status));
+			continue;
+		}
+		/* Its exit, or a group stop: held, and left to spawn_wait(). */
+		t->held_status = status;
+		return 0;
+	}
+}
+
+void spawn_unhold(struct zt_target *t)
+{
+	if (t->at_exit || t->held_status)
+		return; /* spawn_wait() resumes it, as for any such stop */
+	ptrace(PTRACE_CONT, t->pid, NULL, NULL);
 }
 
 int spawn_exit_code(const struct zt_target *t)

@@ -27,6 +27,8 @@ struct zt_target {
 	bool traced; /* ptrace-seized for its exit event */
 	bool exited; /* reaped */
 	bool status_known; /* wstatus is valid: reaped, or stopped at exit */
+	bool at_exit; /* stopped at its exit event, its memory intact */
+	int held_status; /* a stop spawn_hold() saw first, for spawn_wait() */
 	int go_fd; /* write end: a byte lets the child execve() */
 	int wstatus;
 	char exe[PATH_MAX];
@@ -54,5 +56,8 @@ void spawn_abort(struct zt_target *t);
  */
 int spawn_wait(struct zt_target *t, void (*on_exit)(void *ctx), void *ctx);
 int spawn_exit_code(const struct zt_target *t);
+/* Stop the seized command for a reader (see spawn.c), and let it go. */
+int spawn_hold(struct zt_target *t);
+void spawn_unhold(struct zt_target *t);
 
 #endif /* ZT_TARGET_H */
