@@ -99,9 +99,9 @@ struct {
 	__type(value, struct zt_sample_slot);
 } sample_hist SEC(".maps");
 
-/* Sized like stack_totals in sampled mode, to 1 otherwise. */
+/* Sized like stack_totals in sampled mode, to 1 otherwise; same slots. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, ZT_DEFAULT_MAX_STACKS + 1);
 	__type(key, __u32);
 	__type(value, struct zt_sample_totals);
@@ -254,15 +254,10 @@ static __always_inline void sample_hist_add(__u32 kind, __u64 requested,
 static __always_inline struct zt_sample_totals *
 get_sample_totals(struct zt_counters *c, __u32 stack_id)
 {
-	static const struct zt_sample_totals zero_totals;
+	__u32 slot = stack_id == ZT_STACK_NONE ? totals_none_slot : stack_id;
 	struct zt_sample_totals *t;
 
-	t = bpf_map_lookup_elem(&sample_totals, &stack_id);
-	if (t)
-		return t;
-	bpf_map_update_elem(&sample_totals, &stack_id, &zero_totals,
-			    BPF_NOEXIST);
-	t = bpf_map_lookup_elem(&sample_totals, &stack_id);
+	t = bpf_map_lookup_elem(&sample_totals, &slot);
 	if (!t)
 		ADD(c->drop_totals_full, 1);
 	return t;
@@ -428,7 +423,7 @@ account_leave(struct zt_counters *c, const struct zt_block *b, bool sampled)
 		sample_hist_add(ZT_SHIST_FREE, b->requested, b->weight);
 		if (!capture_stacks)
 			return;
-		st = bpf_map_lookup_elem(&sample_totals, &b->stack_id);
+		st = get_sample_totals(c, b->stack_id);
 		if (st)
 			sample_live_add(st, -1, b->requested, b->weight);
 		return;

@@ -251,9 +251,9 @@ static void read_sample_totals(const struct zt_probes *p,
 
 	for (i = 0; p->stacks && i < set->n; i++) {
 		struct zt_leak *l = &set->v[i];
+		__u32 slot = totals_slot(p, l->stack_id);
 
-		if (lookup_percpu_sum(fd, &l->stack_id, &t, sizeof(t),
-				      p->ncpus))
+		if (lookup_percpu_sum(fd, &slot, &t, sizeof(t), p->ncpus))
 			continue;
 		l->total_allocs = t.samples;
 		l->total_bytes = t.weight;
@@ -366,8 +366,7 @@ __u32 totals_slot(const struct zt_probes *p, __u32 stack_id)
 int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n)
 {
 	/* The stack map's keys are exactly the stacks stored. */
-	const struct bpf_map *map = p->sampled ? p->skel->maps.sample_totals :
-						 p->skel->maps.stacks;
+	const struct bpf_map *map = p->skel->maps.stacks;
 	int fd = bpf_map__fd(map);
 	__u32 key, next, *cur = NULL, *v = NULL;
 	size_t cap = 0;

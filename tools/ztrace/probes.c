@@ -138,14 +138,15 @@ static int size_maps(struct zt_probes *p)
 	 * to the stack map's size rounded up to a power of 2), plus one slot
 	 * for blocks without a stack.
 	 */
-	s->rodata->totals_none_slot = p->sampled ? 0 : pow2_at_least(nstacks);
+	s->rodata->totals_none_slot = pow2_at_least(nstacks);
 	if (!err)
 		err = bpf_map__set_max_entries(
 			s->maps.stack_totals,
 			p->sampled ? 1 : pow2_at_least(nstacks) + 1);
 	if (!err)
-		err = bpf_map__set_max_entries(s->maps.sample_totals,
-					       p->sampled ? nstacks + 1 : 1);
+		err = bpf_map__set_max_entries(
+			s->maps.sample_totals,
+			p->sampled ? pow2_at_least(nstacks) + 1 : 1);
 	return err;
 }
 

@@ -54,6 +54,7 @@ static int read_sample_totals(const struct zt_probes *p, __u32 id,
 			      struct zt_stack_totals *t)
 {
 	int fd = bpf_map__fd(p->skel->maps.sample_totals);
+	__u32 slot = totals_slot(p, id);
 	struct zt_sample_totals *v, sum = {};
 	int cpu, err = 0;
 
@@ -61,7 +62,7 @@ static int read_sample_totals(const struct zt_probes *p, __u32 id,
 	v = calloc(p->ncpus, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &id, v)) {
+	if (bpf_map_lookup_elem(fd, &slot, v)) {
 		err = -errno;
 		goto out_free;
 	}
