@@ -22,6 +22,28 @@ struct zt_hist_slot hist_total(const struct zt_hist_slot *h)
 	return t;
 }
 
+struct hist_span hist_span_of(const __u64 *used, const __u64 *count,
+			      const __u64 *bytes, size_t stride)
+{
+	struct hist_span sp = { .first = -1, .last = -1 };
+	int b;
+
+	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+		size_t i = (size_t)b * stride;
+
+		if (!used[i])
+			continue;
+		if (sp.first < 0)
+			sp.first = b;
+		sp.last = b;
+		if (count[i] > sp.max_count)
+			sp.max_count = count[i];
+		if (bytes[i] > sp.max_bytes)
+			sp.max_bytes = bytes[i];
+	}
+	return sp;
+}
+
 /* Bucket b holds [lo, hi); bucket 0 holds 0 only. */
 void hist_bucket_range(int b, __u64 *lo, __u64 *hi)
 {
@@ -72,38 +94,27 @@ static void bar(FILE *f, __u64 v, __u64 max)
 void hist_print_text(FILE *f, const char *title, const struct zt_hist_slot *h)
 {
 	struct zt_hist_slot t = hist_total(h);
-	__u64 max_count = 0, max_bytes = 0;
-	int b, first = -1, last = -1;
+	struct hist_span sp = HIST_SPAN(h, count, count, bytes);
 	char label[48];
+	int b;
 
-	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
-		if (!h[b].count)
-			continue;
-		if (first < 0)
-			first = b;
-		last = b;
-		if (h[b].count > max_count)
-			max_count = h[b].count;
-		if (h[b].bytes > max_bytes)
-			max_bytes = h[b].bytes;
-	}
 	fprintf(f,
 		"\n  @%s: %llu blocks, %llu bytes, %llu bytes fragmentation\n",
 		title, (unsigned long long)t.count, (unsigned long long)t.bytes,
 		(unsigned long long)t.frag);
-	if (first < 0) {
+	if (sp.first < 0) {
 		fprintf(f, "  (none)\n");
 		return;
 	}
 	fprintf(f, "  %-14s %9s %-18s %11s %-18s %9s\n", "size", "count", "",
 		"bytes", "", "frag");
-	for (b = first; b <= last; b++) {
+	for (b = sp.first; b <= sp.last; b++) {
 		bucket_label(b, label, sizeof(label));
 		fprintf(f, "  %-14s %9llu ", label,
 			(unsigned long long)h[b].count);
-		bar(f, h[b].count, max_count);
+		bar(f, h[b].count, sp.max_count);
 		fprintf(f, " %11llu ", (unsigned long long)h[b].bytes);
-		bar(f, h[b].bytes, max_bytes);
+		bar(f, h[b].bytes, sp.max_bytes);
 		fprintf(f, " %9llu\n", (unsigned long long)h[b].frag);
 	}
 }
@@ -155,41 +166,30 @@ void sample_hist_print_text(FILE *f, const char *title,
 			    const struct zt_sample_slot *h)
 {
 	struct zt_sample_slot t = sample_hist_total(h);
-	__u64 max_count = 0, max_bytes = 0;
-	int b, first = -1, last = -1;
+	struct hist_span sp = HIST_SPAN(h, samples, count_milli, weight);
 	char label[48], num[32];
+	int b;
 
-	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
-		if (!h[b].samples)
-			continue;
-		if (first < 0)
-			first = b;
-		last = b;
-		if (h[b].count_milli > max_count)
-			max_count = h[b].count_milli;
-		if (h[b].weight > max_bytes)
-			max_bytes = h[b].weight;
-	}
 	fprintf(f,
 		"\n  @%s: ~%llu blocks, ~%llu bytes (est. from %llu samples)\n",
 		title, (unsigned long long)est_count(t.count_milli),
 		(unsigned long long)t.weight, (unsigned long long)t.samples);
-	if (first < 0) {
+	if (sp.first < 0) {
 		fprintf(f, "  (none)\n");
 		return;
 	}
 	fprintf(f, "  %-14s %10s %-18s %12s %-18s %8s\n", "size", "~count", "",
 		"~bytes", "", "samples");
-	for (b = first; b <= last; b++) {
+	for (b = sp.first; b <= sp.last; b++) {
 		bucket_label(b, label, sizeof(label));
 		snprintf(num, sizeof(num), "~%llu",
 			 (unsigned long long)est_count(h[b].count_milli));
 		fprintf(f, "  %-14s %10s ", label, h[b].samples ? num : "0");
-		bar(f, h[b].count_milli, max_count);
+		bar(f, h[b].count_milli, sp.max_count);
 		snprintf(num, sizeof(num), "~%llu",
 			 (unsigned long long)h[b].weight);
 		fprintf(f, " %12s ", h[b].samples ? num : "0");
-		bar(f, h[b].weight, max_bytes);
+		bar(f, h[b].weight, sp.max_bytes);
 		fprintf(f, " %8llu\n", (unsigned long long)h[b].samples);
 	}
 }

@@ -116,19 +116,11 @@ static void figure(int y, const char *name, __s64 v, bool valid,
 static int draw_hist(int y, int rows)
 {
 	const struct zt_hist_slot *h = top.s->cur.hist[ZT_HIST_ALLOC];
-	int b, first = -1, last = -1, width = COLS - 44, i, n;
-	__u64 max = 0, lo, hi;
+	struct hist_span sp = HIST_SPAN(h, count, count, bytes);
+	int b, first = sp.first, last = sp.last, width = COLS - 44, i, n;
+	__u64 max = sp.max_count, lo, hi;
 	char a[32], c[32];
 
-	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
-		if (!h[b].count)
-			continue;
-		if (first < 0)
-			first = b;
-		last = b;
-		if (h[b].count > max)
-			max = h[b].count;
-	}
 	attron(A_BOLD);
 	mvprintw(y++, 0, "Allocations by requested size, since attach");
 	attroff(A_BOLD);
