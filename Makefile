@@ -63,7 +63,7 @@ SO_FILE := $(O)/libzmalloc.so.$(VERSION)
 AR_FILE := $(O)/libzmalloc.a
 
 .PHONY: all lib test bench install clean deps format format-check \
-	test-unit test-valgrind test-matrix test-summary
+	test-unit test-matrix test-summary bench-zmalloc
 .DEFAULT_GOAL := all
 
 all: lib
