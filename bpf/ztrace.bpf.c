@@ -263,15 +263,6 @@ get_sample_totals(struct zt_counters *c, __u32 stack_id)
 	return t;
 }
 
-/* A sample enters (n = 1) or leaves (n = -1) the live figures of a stack. */
-static __always_inline void sample_live_add(struct zt_sample_totals *t, __s64 n,
-					    __u64 requested, __u64 weight)
-{
-	ADD(t->live_samples, n);
-	ADD(t->live_weight, n * (__s64)weight);
-	ADD(t->live_count_milli, n * (__s64)sample_milli(requested, weight));
-}
-
 static __always_inline struct zt_stack_totals *get_totals(struct zt_counters *c,
 							  __u32 stack_id)
 {
@@ -409,25 +400,12 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 	return id;
 }
 
-/*
- * Account a tracked block that is leaving (freed, moved, or stale). SAMPLED
- * is a constant at every call: the sampled programs keep their own maps.
- */
-static __always_inline void
-account_leave(struct zt_counters *c, const struct zt_block *b, bool sampled)
+/* Account a tracked block that is leaving (freed, moved, or stale). */
+static __always_inline void account_leave(struct zt_counters *c,
+					  const struct zt_block *b)
 {
-	struct zt_sample_totals *st;
 	struct zt_stack_totals *t;
 
-	if (sampled) {
-		sample_hist_add(ZT_SHIST_FREE, b->requested, b->weight);
-		if (!capture_stacks)
-			return;
-		st = get_sample_totals(c, b->stack_id);
-		if (st)
-			sample_live_add(st, -1, b->requested, b->weight);
-		return;
-	}
 	hist_add(ZT_HIST_FREE, b->requested, b->usable);
 	if (!capture_stacks)
 		return;
@@ -512,21 +490,30 @@ static __always_inline struct zt_block *live_claim(struct zt_live_bucket *b,
 	return NULL;
 }
 
+/* A free way for PTR in its first bucket, else its second; or NULL. */
+static __always_inline struct zt_block *
+live_insert(struct zt_live_bucket *b1, struct zt_live_bucket *b2, __u64 ptr)
+{
+	struct zt_block *blk = live_claim(b1, ptr);
+
+	if (!blk && b1) {
+		WRITE_ONCE(b1->spilled, 1);
+		blk = live_claim(b2, ptr);
+	}
+	return blk;
+}
+
 /*
  * A block enters. If its address is still tracked, the free of the block
  * that had it was missed (a realloc releases its old block before its probe
  * fires, so another thread can be handed that address first): the stale
  * block leaves, counted as a missed free, and the new one takes its way.
- * With SAMPLED (a constant), USABLE is the sample's weight and the figures
- * go to the sampled maps.
  */
 static __always_inline void block_enter(struct pt_regs *ctx,
 					struct zt_counters *c, __u64 ptr,
-					__u64 requested, __u64 usable,
-					bool sampled)
+					__u64 requested, __u64 usable)
 {
 	struct zt_live_bucket *b1, *b2, *bk;
-	struct zt_sample_totals *st = NULL;
 	struct zt_stack_totals *t = NULL;
 	struct zt_block *blk;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -534,23 +521,11 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	__u64 ts = 0;
 	int w;
 
-	if (sampled)
-		sample_hist_add(ZT_SHIST_ALLOC, requested, usable);
-	else
-		hist_add(ZT_HIST_ALLOC, requested, usable);
+	hist_add(ZT_HIST_ALLOC, requested, usable);
 	if (capture_stacks) {
 		/* Only leaks needs ages; hist and stat spare the clock. */
 		ts = bpf_ktime_get_ns();
 		stack_id = get_stack(ctx, c);
-	}
-	if (capture_stacks && sampled) {
-		st = get_sample_totals(c, stack_id);
-		if (st) {
-			ADD(st->samples, 1);
-			ADD(st->weight, usable);
-			ADD(st->count_milli, sample_milli(requested, usable));
-		}
-	} else if (capture_stacks) {
 		t = get_totals(c, stack_id);
 		if (t) {
 			ADD(t->allocs, 1);
@@ -563,15 +538,11 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	if (blk) {
 		ADD(c->missed_frees, 1);
 		ADD(c->missed_free_bytes, blk->requested);
-		account_leave(c, blk, sampled);
+		account_leave(c, blk);
 		flags = ZT_BLOCK_REPLACED;
 		prev_tid = blk->tid;
 	} else {
-		blk = live_claim(b1, ptr);
-		if (!blk && b1) {
-			WRITE_ONCE(b1->spilled, 1);
-			blk = live_claim(b2, ptr);
-		}
+		blk = live_insert(b1, b2, ptr);
 	}
 	if (!blk) {
 		ADD(c->drop_live_full, 1);
@@ -590,8 +561,99 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 		ADD(t->live_blocks, 1);
 		ADD(t->live_bytes, requested);
 	}
-	if (st)
-		sample_live_add(st, 1, requested, usable);
+}
+
+/*
+ * Both buckets of a sample are full: take a way whose sample the library
+ * has freed since, as its header's live word says. The program runs in
+ * the target, so that word is one user read away. A word that cannot be
+ * read is on a page the sample heap gave back (MADV_DONTNEED, past its
+ * cache of freed pages), or on a live sample's page swapped out: such a
+ * way is taken only when no way is known freed.
+ */
+static __always_inline struct zt_block *sample_evict(struct zt_live_bucket *b,
+						     __u64 ptr)
+{
+	__u64 old, live, gone = 0;
+	int w, gone_way = 0;
+
+	if (!b)
+		return NULL;
+#pragma unroll
+	for (w = 0; w < ZT_LIVE_WAYS; w++) {
+		old = READ_ONCE(b->ptr[w]);
+		if (!old)
+			continue;
+		if (bpf_probe_read_user(&live, sizeof(live),
+					(void *)(old - ZT_SAMPLE_LIVE_OFFSET))) {
+			gone = old;
+			gone_way = w;
+			continue;
+		}
+		if (live == (ZT_SAMPLE_LIVE ^ old))
+			continue;
+		if (__sync_val_compare_and_swap(&b->ptr[w], old, ptr) == old)
+			return &b->blk[w];
+	}
+	gone_way &= ZT_LIVE_WAYS - 1;
+	if (gone &&
+	    __sync_val_compare_and_swap(&b->ptr[gone_way], gone, ptr) == gone)
+		return &b->blk[gone_way];
+	return NULL;
+}
+
+/*
+ * A sample enters. Nothing leaves here: the free of a sample is not traced
+ * (user space reads whether it is live), so a sample under an address that
+ * is still in the table has replaced a freed one, which takes no more
+ * accounting than its way.
+ */
+static __always_inline void sample_enter(struct pt_regs *ctx,
+					 struct zt_counters *c, __u64 ptr,
+					 __u64 requested, __u64 weight)
+{
+	struct zt_live_bucket *b1, *b2, *bk;
+	struct zt_sample_totals *st;
+	struct zt_block *blk;
+	__u32 stack_id = ZT_STACK_NONE;
+	__u64 ts = 0;
+	int w;
+
+	sample_hist_add(ZT_SHIST_ALLOC, requested, weight);
+	if (capture_stacks) {
+		ts = bpf_ktime_get_ns();
+		stack_id = get_stack(ctx, c);
+		st = get_sample_totals(c, stack_id);
+		if (st) {
+			ADD(st->samples, 1);
+			ADD(st->weight, weight);
+			ADD(st->count_milli, sample_milli(requested, weight));
+		}
+	}
+	live_buckets(ptr, &b1, &b2);
+	blk = live_find(ptr, b1, b2, &bk, &w);
+	if (!blk)
+		blk = live_insert(b1, b2, ptr);
+	if (!blk) {
+		blk = sample_evict(b1, ptr);
+		if (!blk && b1 && READ_ONCE(b1->spilled))
+			blk = sample_evict(b2, ptr);
+		if (blk)
+			ADD(c->sample_ways_reused, 1);
+	}
+	if (!blk) {
+		ADD(c->drop_live_full, 1);
+		ADD(c->drop_live_bytes, requested);
+		ADD(c->drop_live_usable, weight);
+		return;
+	}
+	blk->requested = requested;
+	blk->weight = weight;
+	blk->ts_ns = ts;
+	blk->tid = (__u32)bpf_get_current_pid_tgid();
+	blk->stack_id = stack_id;
+	blk->flags = 0;
+	blk->prev_tid = 0;
 }
 
 /*
@@ -601,8 +663,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
  * keep the new owner's entry.
  */
 static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
-					__u64 usable, __u32 realloc_tid,
-					bool sampled)
+					__u64 usable, __u32 realloc_tid)
 {
 	struct zt_live_bucket *b1, *b2, *bk;
 	struct zt_block *b;
@@ -610,11 +671,6 @@ static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 
 	live_buckets(ptr, &b1, &b2);
 	b = live_find(ptr, b1, b2, &bk, &w);
-	if (!b && sampled) {
-		ADD(c->untracked_sample_frees, 1);
-		ADD(c->untracked_sample_weight, usable);
-		return;
-	}
 	if (!b) {
 		ADD(c->untracked_frees, 1);
 		ADD(c->untracked_free_bytes, usable);
@@ -627,7 +683,7 @@ static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 		ADD(c->realloc_races, 1);
 		return;
 	}
-	account_leave(c, b, sampled);
+	account_leave(c, b);
 	WRITE_ONCE(bk->ptr[w & (ZT_LIVE_WAYS - 1)], 0);
 }
 
@@ -638,7 +694,7 @@ static __always_inline int on_alloc(struct pt_regs *ctx, __u64 ptr,
 
 	if (!c)
 		return 0;
-	block_enter(ctx, c, ptr, requested, usable, false);
+	block_enter(ctx, c, ptr, requested, usable);
 	return 0;
 }
 
@@ -648,7 +704,7 @@ static __always_inline int on_free(__u64 ptr, __u64 usable)
 
 	if (!c)
 		return 0;
-	block_leave(c, ptr, usable, 0, false);
+	block_leave(c, ptr, usable, 0);
 	return 0;
 }
 
@@ -663,9 +719,8 @@ static __always_inline int on_realloc(struct pt_regs *ctx, __u64 old, __u64 new,
 	ADD(c->reallocs, 1);
 	if (old == new)
 		ADD(c->reallocs_inplace, 1);
-	block_leave(c, old, old_usable, (__u32)bpf_get_current_pid_tgid(),
-		    false);
-	block_enter(ctx, c, new, requested, new_usable, false);
+	block_leave(c, old, old_usable, (__u32)bpf_get_current_pid_tgid());
+	block_enter(ctx, c, new, requested, new_usable);
 	return 0;
 }
 
@@ -736,11 +791,7 @@ int zt_oom(struct pt_regs *ctx)
 	return on_oom(a[0]);
 }
 
-/*
- * Sampled mode: one program hit per sampled block. sample_free repeats the
- * weight, but the tracked block's own weight and size are what leave, so
- * that the live figures go back to exactly zero.
- */
+/* Sampled mode: one program hit per sampled block, at its allocation. */
 SEC("usdt")
 int zt_sample_alloc(struct pt_regs *ctx)
 {
@@ -753,23 +804,7 @@ int zt_sample_alloc(struct pt_regs *ctx)
 	if (!c)
 		return 0;
 	ADD(c->sample_alloc_hits, 1);
-	block_enter(ctx, c, a[0], a[1], a[3], true);
-	return 0;
-}
-
-SEC("usdt")
-int zt_sample_free(struct pt_regs *ctx)
-{
-	struct zt_counters *c;
-	__u64 a[3];
-
-	if (!is_target() || read_args(ctx, a, 3))
-		return 0;
-	c = get_counters();
-	if (!c)
-		return 0;
-	ADD(c->sample_free_hits, 1);
-	block_leave(c, a[0], a[2], 0, true);
+	sample_enter(ctx, c, a[0], a[1], a[3]);
 	return 0;
 }
 

@@ -20,22 +20,34 @@
 #define ZT_HIST_KINDS 3
 
 /*
- * Sampled mode (ztrace --sample): the programs sit on sample_alloc and
- * sample_free only (include/zmalloc_sampling.h), and every figure is an
- * estimate: a sample of s requested bytes with weight w stands for w bytes
- * and w / s blocks. The kernel keeps sums from which user space computes
- * both exactly: the weights, and w / s in thousandths of a block.
+ * Sampled mode (ztrace --sample): one program, on sample_alloc, so that a
+ * sample costs the target one kernel entry; every figure is an estimate: a
+ * sample of s requested bytes with weight w stands for w bytes and w / s
+ * blocks. The kernel keeps sums from which user space computes both
+ * exactly: the weights, and w / s in thousandths of a block. Which samples
+ * are still live, user space finds out by reading each sample's header in
+ * the target (include/zmalloc_sampling.h; tools/ztrace/sample_live.c): the
+ * FREE kind and every live figure are computed there, not here.
  */
 #define ZT_SHIST_ALLOC 0 /* sample_alloc, by requested size */
-#define ZT_SHIST_FREE 1 /* sample_free of a block sampled since attach */
+#define ZT_SHIST_FREE 1 /* samples found freed (user space only) */
 #define ZT_SHIST_KINDS 2
 #define ZT_MILLI 1000
+
+/*
+ * The live word of a sampled block's header, which the BPF side reads to
+ * reuse the way of a freed sample (include/zmalloc_sampling.h; user space
+ * checks these against it at build time).
+ */
+#define ZT_SAMPLE_LIVE 0x6576696c706d737aULL
+#define ZT_SAMPLE_LIVE_OFFSET 8 /* bytes before the block */
 
 /* Stack id of blocks whose allocating stack could not be recorded. */
 #define ZT_STACK_NONE 0xffffffffU
 
 /* Default sizes of the maps; each can be changed before load. */
 #define ZT_DEFAULT_MAX_BLOCKS 1048576
+#define ZT_DEFAULT_MAX_SAMPLES 65536 /* --sample: 32 GiB live at 512 KiB */
 #define ZT_DEFAULT_MAX_STACKS 16384
 #define ZT_DEFAULT_STACK_DEPTH 32
 #define ZT_MAX_STACK_DEPTH 127
@@ -97,14 +109,14 @@ struct zt_sample_slot {
 	__u64 count_milli; /* sum of ZT_MILLI * weight / requested */
 };
 
-/* The sample_totals map's value, per stack id (sampled mode); per CPU. */
+/*
+ * The sample_totals map's value, per stack id (sampled mode); per CPU. What
+ * was allocated since attach; what is live, user space computes.
+ */
 struct zt_sample_totals {
 	__u64 samples;
 	__u64 weight;
 	__u64 count_milli;
-	__s64 live_samples; /* per CPU parts may be negative; sum them */
-	__s64 live_weight;
-	__s64 live_count_milli;
 };
 
 /*
@@ -134,9 +146,7 @@ struct zt_counters {
 	__u64 drop_totals_full; /* stack_totals map full */
 	__u64 drop_args; /* probe hits whose arguments could not be read */
 	__u64 sample_alloc_hits; /* sampled mode: probe hits, counted apart */
-	__u64 sample_free_hits;
-	__u64 untracked_sample_frees; /* of blocks not sampled since attach */
-	__u64 untracked_sample_weight; /* their weights */
+	__u64 sample_ways_reused; /* ways of freed samples taken, table full */
 };
 
 #endif /* ZTRACE_H */

@@ -20,6 +20,14 @@
  * free recognises one by its address: sample_free fires for sampled blocks
  * only, and the free of any other block costs one compare.
  *
+ * A tracer need not trace sample_free at all: the ZMALLOC_SAMPLE_HDR_SIZE
+ * bytes before a sampled block p are a struct zmalloc_sample_hdr, whose
+ * live word is ZMALLOC_SAMPLE_LIVE ^ (uintptr_t)p while the block is
+ * allocated and 0 once it is freed (the library clears it before the
+ * block's memory can be handed out again). Reading that header from
+ * outside (process_vm_readv) tells a tracer which of the samples it saw
+ * are still live, and spares the process one kernel entry per sample.
+ *
  * Settings:
  *   ZMALLOC_SAMPLE_BYTES  (environment) mean bytes between samples, default
  *                         524288; zmalloc_set_sample_bytes() changes it
@@ -40,7 +48,8 @@
 #include <stdint.h>
 
 #define ZMALLOC_SAMPLE_SYMBOL "zm_sample_control"
-#define ZMALLOC_SAMPLE_MAGIC 0x31706d6173666d7aULL /* "zmfsamp1" */
+/* Layout 2: the control below, and the block header with its live word. */
+#define ZMALLOC_SAMPLE_MAGIC 0x32706d6173666d7aULL /* "zmfsamp2" */
 #define ZMALLOC_SAMPLE_DEFAULT_BYTES 524288
 
 struct zmalloc_sample_control {
@@ -48,6 +57,17 @@ struct zmalloc_sample_control {
 	uint64_t mean_bytes; /* mean interval between samples, > 0 */
 	uint64_t lost; /* samples dropped: the sampled region was full */
 	uint64_t pad;
+};
+
+#define ZMALLOC_SAMPLE_HDR_SIZE 32
+#define ZMALLOC_SAMPLE_LIVE 0x6576696c706d737aULL /* "zsmplive" */
+
+/* The header before every sampled block; the library's, read-only. */
+struct zmalloc_sample_hdr {
+	uint64_t npages; /* pages of the block, this header included */
+	uint64_t usable; /* bytes the caller may use */
+	uint64_t weight; /* the sample's weight, as sample_alloc gave it */
+	uint64_t live; /* ZMALLOC_SAMPLE_LIVE ^ block address, or 0 */
 };
 
 #endif /* ZMALLOC_SAMPLING_H */

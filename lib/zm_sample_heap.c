@@ -162,6 +162,8 @@ void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 	hdr->npages = want;
 	hdr->usable = usable;
 	hdr->weight = weight;
+	/* Before sample_alloc fires: the tracer may read it at once. */
+	hdr->live = ZMALLOC_SAMPLE_LIVE ^ ((uintptr_t)hdr + ZM_SAMPLE_HDR_SIZE);
 	return (char *)hdr + ZM_SAMPLE_HDR_SIZE;
 }
 
@@ -172,6 +174,8 @@ void zm_sample_heap_free(void *p)
 	uint64_t n = hdr->npages;
 	bool keep;
 
+	/* Dead to a tracer before another thread can be given the pages. */
+	__atomic_store_n(&hdr->live, 0, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&heap_lock);
 	keep = dirty_pages + n <= ZM_DIRTY_MAX;
 	if (keep)

@@ -13,7 +13,9 @@
  *
  * Each sampled block takes whole pages: a 32-byte header at the start of
  * its first page, then the caller's bytes. The header keeps what the free
- * needs: the page count, the usable size and the sample's weight. Freed
+ * needs: the page count, the usable size and the sample's weight; and its
+ * live word tells a tracer whether the block is still allocated, which is
+ * part of the library's interface (zmalloc_sampling.h). Freed
  * pages are kept for the next samples, up to a bound, and only those are
  * zeroed for a calloc; pages never used are zero already. Page runs are
  * found in a bitmap under a mutex: this path runs for one allocation in
@@ -27,19 +29,16 @@
 #include <stdint.h>
 
 #define ZM_SAMPLE_HEAP_MAX ((uintptr_t)64 << 30) /* reserved, not committed */
-#define ZM_SAMPLE_HDR_SIZE 32
+#include "zmalloc_sampling.h"
+
+#define ZM_SAMPLE_HDR_SIZE ZMALLOC_SAMPLE_HDR_SIZE
 
 struct zm_sample_region {
 	uintptr_t base;
 	uintptr_t len; /* 0 until reserved */
 } __attribute__((aligned(16)));
 
-struct zm_sample_hdr {
-	uint64_t npages; /* pages of the block, header included */
-	uint64_t usable; /* bytes the caller may use */
-	uint64_t weight; /* bytes the sample stands for */
-	uint64_t pad;
-};
+#define zm_sample_hdr zmalloc_sample_hdr
 
 _Static_assert(sizeof(struct zm_sample_hdr) == ZM_SAMPLE_HDR_SIZE,
 	       "header keeps 16-byte alignment");

@@ -5,12 +5,20 @@
 # work (bench_sample_work: zmalloc/zfree of a mixed size, 1 and 2 threads)
 # untraced, under exact "ztrace leaks", and under "ztrace leaks --sample" at
 # the target's default rate (one sample per 512 KiB), side by side in one
-# run, interleaved, medians of REPS. ztrace attaches with -p before the
-# work starts and reports after it ends, so only the work is timed.
+# run.
 #
-# Measured: the work's wall time and CPU time (getrusage inside the
+# Pairing: each of REPS work processes runs the phases untraced, sampled,
+# exact, sampled, untraced (a palindrome, so that a drift of the machine
+# cancels out), and ztrace attaches with -p before a traced phase and
+# detaches after it. A ratio is computed within one process, against the
+# same heap layout and the same physical pages, and the medians of the
+# REPS ratios are printed with their range. (Separate processes differ by
+# a few per cent among themselves, untraced, which is more than the
+# effect measured.)
+#
+# Measured: each phase's wall time and CPU time (getrusage inside the
 # target: the library's sampling, the uprobes and the BPF programs are all
-# charged to it), ztrace's own CPU time over the work (/proc/PID/schedstat),
+# charged to it), ztrace's own CPU time over the phase (/proc/PID/schedstat),
 # and the BPF programs' run time (bpf_prog_info run_time_ns, with
 # kernel.bpf_stats_enabled=1 for the run). The CPU cost of sampled tracing
 # per allocated byte is then scaled to 100 MiB/s of allocation.
@@ -33,12 +41,14 @@ import time
 ZTRACE, WORK = (os.path.abspath(a) for a in sys.argv[1:3])
 OPS = int(sys.argv[3]) if len(sys.argv) > 3 else 20000000
 REPS = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-EXACT_OPS = OPS // 10  # exact tracing is ~50x slower per event
+EXACT_OPS = OPS // 20  # exact tracing is ~40x slower per event
 RATE = 100 << 20  # the allocation rate the CPU share is stated at
 STATS = "/proc/sys/kernel/bpf_stats_enabled"
 TMP = tempfile.mkdtemp(prefix="zt-bench-sample-")
 CONFIGS = [("untraced", None), ("exact", ["leaks"]),
            ("sampled", ["leaks", "--sample"])]
+UNTRACED, EXACT, SAMPLED = CONFIGS
+PHASES = [UNTRACED, SAMPLED, EXACT, SAMPLED, UNTRACED]
 
 
 def read_line(f, pattern, what):
@@ -57,69 +67,118 @@ def sched_ns(pid):
         return int(f.read().split()[0])
 
 
-def run(threads, config, args):
+def settle(pid):
+    """Waits for ztrace's start-up (symbolizing) to end: the phase times
+    the steady state, and ztrace's own CPU over it is counted apart."""
+    last = sched_ns(pid)
+    for _ in range(60):
+        time.sleep(0.05)
+        now = sched_ns(pid)
+        if now - last < 1000000:
+            return
+        last = now
+
+
+class Work:
+    """One work process; its phases run on demand."""
+
+    def __init__(self, threads):
+        self.p = subprocess.Popen([WORK, str(threads)], text=True,
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE)
+        self.pid = int(read_line(self.p.stdout, r"ready pid=(\d+)",
+                                 "the work").group(1))
+
+    def go(self, ops):
+        self.p.stdin.write("go %d\n" % ops)
+        self.p.stdin.flush()
+        m = read_line(self.p.stdout, r"ops=(\d+) bytes=(\d+) wall_ns=(\d+) "
+                      r"cpu_ns=(\d+)", "the work")
+        return dict(zip(("ops", "bytes", "wall_ns", "cpu_ns"),
+                        (int(g) for g in m.groups())))
+
+    def close(self):
+        self.p.stdin.write("quit\n")
+        self.p.stdin.flush()
+        if self.p.wait(timeout=60):
+            sys.exit("bench_sample: the work failed")
+
+
+def phase(work, config, args):
+    """One phase of WORK, under ztrace ARGS (attached for it) or untraced."""
     ops = EXACT_OPS if config == "exact" else OPS
-    w = subprocess.Popen([WORK, str(threads), str(ops)], text=True,
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    pid = int(read_line(w.stdout, r"ready pid=(\d+)", "the work").group(1))
     z = None
     out = os.path.join(TMP, "%s-%d.json" % (config, time.monotonic_ns()))
     if args:
         z = subprocess.Popen([ZTRACE] + args + ["--json", "-o", out, "-p",
-                                                str(pid)],
+                                                str(work.pid)],
                              text=True, stderr=subprocess.PIPE)
         read_line(z.stderr, r"tracing PID", "ztrace")
+        settle(z.pid)
         z0 = sched_ns(z.pid)
-    w.stdin.write("go\n")
-    w.stdin.flush()
-    m = read_line(w.stdout, r"ops=(\d+) bytes=(\d+) wall_ns=(\d+) "
-                  r"cpu_ns=(\d+)", "the work")
-    r = dict(zip(("ops", "bytes", "wall_ns", "cpu_ns"),
-                 (int(g) for g in m.groups())))
+    r = work.go(ops)
     r["ztrace_ns"] = r["bpf_ns"] = r["bpf_cnt"] = r["samples"] = 0
     if z:
         r["ztrace_ns"] = sched_ns(z.pid) - z0
         z.send_signal(signal.SIGINT)
         z.communicate(timeout=120)
+        if z.returncode:
+            sys.exit("bench_sample: ztrace %s failed" % " ".join(args))
         with open(out) as f:
             doc = [json.loads(line) for line in f if line.strip()][-1]
         r["bpf_ns"] = doc["bpf"]["run_time_ns"]
         r["bpf_cnt"] = doc["bpf"]["run_cnt"]
         if doc.get("sampled"):
             r["samples"] = doc["events"]["samples"]
-    w.stdin.write("go\n")
-    w.stdin.flush()
-    w.communicate(timeout=60)
     return r
 
 
-def median(rs, key, per=None):
-    return statistics.median(r[key] / r[per] if per else r[key] for r in rs)
+def per_op(rs, key):
+    """Per operation, over the phases of one process."""
+    return sum(r[key] for r in rs) / sum(r["ops"] for r in rs)
 
 
-def report(threads, res):
-    base = res["untraced"]
-    b_wall = median(base, "wall_ns", "ops")
-    b_cpu = median(base, "cpu_ns", "ops")
-    print("\n%d thread%s: %d allocations and frees per run (exact: %d)" %
-          (threads, "s" if threads > 1 else "", OPS, EXACT_OPS))
-    print("  %-9s %11s %11s %9s %9s %10s %9s %10s" %
-          ("config", "wall ns/op", "cpu ns/op", "wall", "cpu", "alloc MB/s",
-           "samples", "bpf ns/run"))
+def per_byte(rs, key):
+    return sum(r[key] for r in rs) / sum(r["bytes"] for r in rs)
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def spread(xs):
+    return "%.3f-%.3f" % (min(xs), max(xs))
+
+
+def report(threads, procs):
+    """procs: per work process, the phases of each config."""
+    print("\n%d thread%s: %d allocations and frees per phase (exact: %d), "
+          "%d processes" % (threads, "s" if threads > 1 else "", OPS,
+                            EXACT_OPS, len(procs)))
+    print("  %-9s %11s %11s %9s %9s %13s %10s %8s %10s" %
+          ("config", "wall ns/op", "cpu ns/op", "wall", "cpu", "cpu range",
+           "alloc MB/s", "samples", "bpf ns/run"))
+    ratio = {}
     for config, _ in CONFIGS:
-        rs = res[config]
-        wall = median(rs, "wall_ns", "ops")
-        cpu = median(rs, "cpu_ns", "ops")
-        mbs = median(rs, "bytes") / median(rs, "wall_ns") * 1e9 / 1e6
-        runs = median(rs, "bpf_cnt")
-        print("  %-9s %11.1f %11.1f %8.3fx %8.3fx %10.0f %9d %10s" %
-              (config, wall, cpu, wall / b_wall, cpu / b_cpu, mbs,
-               median(rs, "samples"),
-               "%.0f" % (median(rs, "bpf_ns") / runs) if runs else "-"))
-    s = res["sampled"]
-    target = median(s, "cpu_ns", "bytes") - median(base, "cpu_ns", "bytes")
-    ztrace = median(s, "ztrace_ns", "bytes")
-    bpf = median(s, "bpf_ns", "bytes")
+        wall = [per_op(p[config], "wall_ns") for p in procs]
+        cpu = [per_op(p[config], "cpu_ns") for p in procs]
+        rw = [per_op(p[config], "wall_ns") / per_op(p["untraced"], "wall_ns")
+              for p in procs]
+        rc = [per_op(p[config], "cpu_ns") / per_op(p["untraced"], "cpu_ns")
+              for p in procs]
+        ratio[config] = (median(rw), median(rc), spread(rc))
+        mbs = median([1e3 / per_byte(p[config], "wall_ns") for p in procs])
+        runs = sum(r["bpf_cnt"] for p in procs for r in p[config])
+        bpf = sum(r["bpf_ns"] for p in procs for r in p[config])
+        samples = median([r["samples"] for p in procs for r in p[config]])
+        print("  %-9s %11.1f %11.1f %8.3fx %8.3fx %13s %10.0f %8d %10s" %
+              (config, median(wall), median(cpu), ratio[config][0],
+               ratio[config][1], ratio[config][2], mbs, samples,
+               "%.0f" % (bpf / runs) if runs else "-"))
+    target = median([per_byte(p["sampled"], "cpu_ns") -
+                     per_byte(p["untraced"], "cpu_ns") for p in procs])
+    ztrace = median([per_byte(p["sampled"], "ztrace_ns") for p in procs])
+    bpf = median([per_byte(p["sampled"], "bpf_ns") for p in procs])
     share = lambda per_byte: 100.0 * per_byte * RATE / 1e9
     print("  sampled tracing at 100 MiB/s of allocation (share of one CPU):")
     print("    target, all of it (sampling, uprobes, BPF)  %7.4f%%" %
@@ -131,11 +190,10 @@ def report(threads, res):
           share(ztrace))
     print("    total                                       %7.4f%%  "
           "(goal < 0.1%%)" % share(target + ztrace))
-    print("  sampled slowdown: %.3fx wall, %.3fx CPU  (goal < 1.02x); "
-          "exact: %.2fx wall" %
-          (median(s, "wall_ns", "ops") / b_wall,
-           median(s, "cpu_ns", "ops") / b_cpu,
-           median(res["exact"], "wall_ns", "ops") / b_wall))
+    print("  sampled slowdown: %.3fx wall, %.3fx CPU (range %s)  "
+          "(goal < 1.02x); exact: %.2fx wall" %
+          (ratio["sampled"][0], ratio["sampled"][1], ratio["sampled"][2],
+           ratio["exact"][0]))
     return share(target + ztrace)
 
 
@@ -145,13 +203,19 @@ def main():
         f.write("1")
     try:
         print("bench_sample: zmalloc + zfree of a mixed size (16 B - 4 KiB), "
-              "-p attach, median of %d interleaved runs" % REPS)
+              "-p attach; in each of %d processes the phases %s, ratios "
+              "within a process, medians of them" %
+              (REPS, ", ".join(c for c, _ in PHASES)))
         for threads in (1, 2):
-            res = {c: [] for c, _ in CONFIGS}
+            procs = []
             for _ in range(REPS):
-                for config, args in CONFIGS:
-                    res[config].append(run(threads, config, args))
-            report(threads, res)
+                work = Work(threads)
+                res = {c: [] for c, _ in CONFIGS}
+                for config, args in PHASES:
+                    res[config].append(phase(work, config, args))
+                work.close()
+                procs.append(res)
+            report(threads, procs)
     finally:
         with open(STATS, "w") as f:
             f.write(old)

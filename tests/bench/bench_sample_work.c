@@ -3,17 +3,22 @@
  * bench_sample_work.c - the malloc-heavy work bench_sample.py times:
  * THREADS threads share OPS zmalloc() calls, each thread in batches of
  * BATCH allocations of a fixed mix of sizes (16-256 bytes mostly, 1 in 16
- * up to 4 KiB) then their zfree(). It waits for a line on stdin before
- * the work (so a tracer can attach with -p) and after it (so the tracer
- * reports while it lives), and prints, measured inside the process:
+ * up to 4 KiB) then their zfree().
+ *
+ * The work runs in phases, one per line "go OPS" on stdin, so that the
+ * benchmark can time untraced and traced phases in the same process (same
+ * heap layout, same pages) and attach or detach a tracer between them
+ * with -p. It prints "ZT_BENCH ready pid=N" first, then after each phase,
+ * measured inside the process:
  *
  *   ZT_BENCH ops=N bytes=B wall_ns=W cpu_ns=C
  *
  * bytes: requested bytes allocated; cpu_ns: user + system time of every
- * thread over the work (getrusage), the BPF programs' run time included.
+ * thread over the phase (getrusage), the BPF programs' run time included.
+ * It exits at end of input or on a line "quit".
  *
- * Usage: bench_sample_work THREADS OPS
- */
+ * Usage: bench_sample_work THREADS
+  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,34 +82,17 @@ static void *work(void *arg)
 	return NULL;
 }
 
-static void wait_line(const char *what)
+/* One phase: the threads' work, timed; 0, or 1 if a thread failed. */
+static int phase(struct worker *w, int nthreads, long ops)
 {
-	char line[64];
-
-	printf("ZT_BENCH %s pid=%d\n", what, (int)getpid());
-	fflush(stdout);
-	if (!fgets(line, sizeof(line), stdin))
-		exit(3);
-}
-
-int main(int argc, char **argv)
-{
-	int nthreads = argc > 1 ? atoi(argv[1]) : 1, i;
-	long ops = argc > 2 ? atol(argv[2]) : 10000000;
 	unsigned long long t0, c0, wall, cpu, bytes = 0;
-	struct worker *w;
+	int i;
 
-	if (nthreads < 1 || ops < BATCH)
-		return 2;
-	w = calloc(nthreads, sizeof(*w));
-	if (!w)
-		return 1;
-	wait_line("ready");
 	t0 = now_ns();
 	c0 = cpu_ns();
 	for (i = 0; i < nthreads; i++) {
 		w[i].ops = ops / nthreads;
-		w[i].seed = 42 + i;
+		w[i].bytes = 0;
 		if (pthread_create(&w[i].th, NULL, work, &w[i]))
 			return 1;
 	}
@@ -116,7 +104,36 @@ int main(int argc, char **argv)
 	cpu = cpu_ns() - c0;
 	printf("ZT_BENCH ops=%ld bytes=%llu wall_ns=%llu cpu_ns=%llu\n",
 	       ops / nthreads / BATCH * BATCH * nthreads, bytes, wall, cpu);
-	wait_line("done");
-	free(w);
+	fflush(stdout);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int nthreads = argc > 1 ? atoi(argv[1]) : 1, i, err = 0;
+	struct worker *w;
+	char line[64];
+	long ops;
+
+	if (nthreads < 1)
+		return 2;
+	w = calloc(nthreads, sizeof(*w));
+	if (!w)
+		return 1;
+	/* Each thread keeps its seed: every phase allocates new sizes. */
+	for (i = 0; i < nthreads; i++)
+		w[i].seed = 42 + i;
+	printf("ZT_BENCH ready pid=%d\n", (int)getpid());
+	fflush(stdout);
+	while (!err && fgets(line, sizeof(line), stdin)) {
+		if (sscanf(line, "go %ld", &ops) != 1)
+			break;
+		if (ops < BATCH * nthreads) {
+			err = 2;
+			break;
+		}
+		err = phase(w, nthreads, ops);
+	}
+	free(w);
+	return err;
 }

@@ -604,13 +604,11 @@ def check_sample_hist(h, truth, what):
 
 
 def check_sample_hits(doc):
-    """Every sample_free hit was of a block whose sample_alloc ztrace saw."""
+    """Every sample_alloc hit counted, every sample's liveness read."""
     hits = doc["sampling"]
-    eq(doc["untracked_frees"]["samples"], 0, "sample_free of unseen blocks")
-    eq(hits["sample_free_hits"], doc["events"]["free_samples"],
-       "sample_free hits vs tracked sampled frees")
     eq(hits["sample_alloc_hits"], doc["events"]["alloc_samples"],
        "sample_alloc hits vs samples")
+    eq(hits["live_unverified"], 0, "samples whose header was not read")
     eq(doc["sampled"], True, "report says it is sampled")
     eq(doc["complete"], True, "sampled report complete")
     eq(doc["drops"]["samples_lost"], 0, "samples lost by the target")
@@ -659,7 +657,7 @@ def test_sample_pid_leaks_estimates():
     """-p --sample=32K: leaks per stack within 10%, exact probes untouched."""
     w = Proc([WORKLOAD, "--wait", "sample"], env=SAMPLE_ENV)
     pid = None
-    z = None
+    z = bt = None
     try:
         pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
         check(max(anon_mappings(pid)) < 1 << 30,
@@ -672,11 +670,21 @@ def test_sample_pid_leaks_estimates():
         z.wait_for("tracing PID", stream="err")
         check("sampling rate to one sample per 32768 bytes" in z.text["err"],
               "ztrace does not say it set the rate: %r" % z.text["err"])
-        check(all(semaphore_values(pid, SAMPLE_PROBES)),
-              "sampled probes' semaphores not raised")
+        # One kernel entry per sample: sample_free stays off too.
+        check(all(semaphore_values(pid, ("sample_alloc",))),
+              "sample_alloc semaphore not raised")
+        eq(semaphore_values(pid, ("sample_free",)), [0],
+           "sample_free semaphore while sampling")
         eq(semaphore_values(pid, EXACT_PROBES),
            [0] * len(semaphores(EXACT_PROBES)),
            "exact probes' semaphores while sampling")
+        # An independent count of the sampled frees, to check the frees
+        # ztrace finds by reading the samples' headers.
+        bt = Proc(["bpftrace", "-f", "json", "-p", str(pid), "-e",
+                   "usdt:%s:zmalloc:sample_free /pid == %d/ { @frees = "
+                   "count(); } interval:ms:100 { printf(\"tick\"); }" %
+                   (LIB, pid)])
+        bt.wait_for("tick", timeout=60)
         w.send()
         w.wait_for(r"ZT_SYNC rate sample_bytes=32768 ")
         used = sync_used(w.wait_for(r"ZT_SYNC end.*\n").string, "end")
@@ -685,6 +693,8 @@ def test_sample_pid_leaks_estimates():
            "exact probes' semaphores after the work")
         z.p.send_signal(signal.SIGINT)
         eq(z.finish(), 0, "ztrace exit status")
+        bt.p.send_signal(signal.SIGINT)
+        bt.finish()
         w.send()
         after = w.wait_for(r"ZT_SYNC after sampled=(\d+) region_mib=(\d+) "
                            r"sample_bytes=(\d+)")
@@ -692,14 +702,21 @@ def test_sample_pid_leaks_estimates():
         check(int(after.group(2)) >= 128, "no sample region was used")
         eq(int(after.group(3)), 524288, "rate put back after ztrace left")
     finally:
-        if z and z.p.poll() is None:
-            z.p.kill()
+        for p in (z, bt):
+            if p and p.p.poll() is None:
+                p.p.kill()
         if w.p.stdin:
             w.send()
         status = w.finish()
     eq(status, 0, "workload exit status")
     doc = final_doc(path)
     check_sample_hits(doc)
+    frees = [json.loads(line)["data"]["@frees"]
+             for line in bt.text["out"].splitlines()
+             if line.startswith('{"type": "map"')]
+    eq(frees, [doc["events"]["free_samples"]],
+       "sample_free hits (bpftrace) vs the samples ztrace found freed")
+    check(frees[0] > 1000, "too few sampled frees to tell: %r" % frees)
     check_used_memory(doc, used)
     eq(doc["leaks"]["estimated"], True, "leaks labelled an estimate")
     by = {}
@@ -714,6 +731,29 @@ def test_sample_pid_leaks_estimates():
     others = sum(v for f, v in by.items() if f not in SAMPLE_LEAKS)
     check(others < 0.01 * sum(s * n for s, n in SAMPLE_LEAKS.values()),
           "leaks from other stacks: %r" % by)
+
+
+def test_sample_small_table_reuses_freed():
+    """--sample with a live table of 32 ways and 3000 addresses of samples
+    (every block sampled, 2 live at most): the BPF program takes the ways
+    of freed samples, nothing is dropped, every sample is found freed."""
+    path = out_path("sample-spread.json")
+    p = subprocess.run([ZTRACE, "stat", "--sample=1", "--max-blocks", "16",
+                        "--json", "-o", path, "--", WORKLOAD, "spread",
+                        "3000"], env=SAMPLE_ENV, capture_output=True,
+                       text=True, timeout=120)
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    doc = final_doc(path)
+    check_sample_hits(doc)
+    eq(doc["live_capacity"], 32, "ways of the live table")
+    eq(doc["drops"]["live_map_full"], 0, "samples dropped, table full")
+    check(doc["events"]["alloc_samples"] >= 5999,
+          "not every block sampled: %r" % doc["events"])
+    check(doc["sampling"]["ways_reused"] >= 3000 - 32,
+          "ways of freed samples reused: %r" % doc["sampling"])
+    eq(doc["live"]["samples"], 0, "samples live at the end")
+    eq(doc["events"]["free_samples"], doc["events"]["alloc_samples"],
+       "samples found freed")
 
 
 def test_sample_stat_default_rate():

@@ -20,6 +20,10 @@
  *             from leak_sample_b (second thread), in small blocks; after
  *             its last sync point, with the tracer gone, it counts the
  *             blocks that still land in the sample region ("after" line)
+ *   churn     the sample scenario's churn alone: 704 MiB, all freed
+ *   spread N  N rounds of a block of round pages and a 16-byte block just
+ *             above it, both freed: with every block sampled, N addresses
+ *             of samples, never more than 2 live
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.
@@ -414,6 +418,25 @@ static NOINLINE int run_sample(void)
 	return 0;
 }
 
+/*
+ * spread: the sample heap gives a block the lowest free pages, so the
+ * small block lands one page higher each round.
+ */
+static NOINLINE int run_spread(long rounds)
+{
+	long i;
+
+	for (i = 0; i < rounds; i++) {
+		void *big = zmalloc((size_t)i * 4096 + 1);
+		void *small = zmalloc(16);
+
+		zfree(big);
+		zfree(small);
+	}
+	sync_point("end");
+	return 0;
+}
+
 /* Until stdin closes: the attach and detach tests. */
 static NOINLINE int run_loop(void)
 {
@@ -464,8 +487,15 @@ int main(int argc, char **argv)
 		return run_missed();
 	if (!strcmp(argv[arg], "sample"))
 		return run_sample();
+	if (!strcmp(argv[arg], "spread") && arg + 1 < argc)
+		return run_spread(atol(argv[arg + 1]));
+	if (!strcmp(argv[arg], "churn")) {
+		churn_pass();
+		sync_point("end");
+		return 0;
+	}
 out_usage:
 	fprintf(stderr,
-		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample\n");
+		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample|churn|spread N\n");
 	return 2;
 }

@@ -169,6 +169,56 @@ static void test_sample_estimates_unbiased(void **state)
 	assert_int_equal(zm_sample_control.lost, 0);
 }
 
+/* The header a tracer reads (zmalloc_sampling.h), given a sampled block. */
+static const struct zmalloc_sample_hdr *public_hdr(const void *p)
+{
+	/* Through an integer: the header is outside the block's bytes. */
+	return (const struct zmalloc_sample_hdr *)((uintptr_t)p -
+						   ZMALLOC_SAMPLE_HDR_SIZE);
+}
+
+/*
+ * The live word: the block's address under the tag while allocated, 0 once
+ * freed or moved by a realloc; what ztrace reads instead of sample_free.
+ */
+static void test_sample_live_word(void **state)
+{
+	void *blocks[4096], *moved[8];
+	int i, n = 0;
+
+	(void)state;
+	zmalloc_set_sample_bytes(4096);
+	sampling(true);
+	for (i = 0; i < 4096 && n < 8; i++) {
+		blocks[i] = zmalloc(512 + i);
+		if (!is_sampled(blocks[i]))
+			continue;
+		assert_int_equal(public_hdr(blocks[i])->live,
+				 ZMALLOC_SAMPLE_LIVE ^ (uintptr_t)blocks[i]);
+		assert_int_equal(public_hdr(blocks[i])->usable, 512 + i);
+		assert_true(public_hdr(blocks[i])->weight >= 512 + (unsigned)i);
+		moved[n++] = blocks[i];
+	}
+	sampling(false);
+	assert_int_equal(n, 8);
+	for (int j = 0; j < i; j++)
+		if (!is_sampled(blocks[j]))
+			zfree(blocks[j]);
+	/* Freed: the word is cleared, and the page stays in the region. */
+	zfree(moved[0]);
+	assert_int_equal(public_hdr(moved[0])->live, 0);
+	/* Moved by a realloc (not sampling now): the old one is dead too. */
+	for (int j = 1; j < 8; j++) {
+		void *old = moved[j];
+
+		moved[j] = zrealloc(old, 100000);
+		assert_false(is_sampled(moved[j]));
+		assert_int_equal(public_hdr(old)->live, 0);
+		zfree(moved[j]);
+	}
+	zmalloc_set_sample_bytes(0);
+}
+
 /* Sampled blocks are ordinary blocks to the caller and to used_memory. */
 static void test_sample_blocks_behave(void **state)
 {
@@ -260,6 +310,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sample_off_without_tracer),
 		cmocka_unit_test(test_sample_estimates_unbiased),
 		cmocka_unit_test(test_sample_blocks_behave),
+		cmocka_unit_test(test_sample_live_word),
 		cmocka_unit_test(test_sample_cross_thread_free),
 	};
 

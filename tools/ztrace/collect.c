@@ -14,6 +14,7 @@
 #include "options.h"
 #include "output.h"
 #include "probes.h"
+#include "sample_live.h"
 #include "ztrace.skel.h"
 
 __u64 mono_now_ns(void)
@@ -97,6 +98,61 @@ static int collect_sample_hist(const struct zt_probes *p, struct zt_snapshot *s)
 	return err;
 }
 
+/* bpftrace's hist() bucket, as the BPF side computes it. */
+static int log2_bucket(__u64 v)
+{
+	int b = v ? 64 - __builtin_clzll(v) : 0;
+
+	return b < ZT_HIST_BUCKETS ? b : ZT_HIST_BUCKETS - 1;
+}
+
+static void slot_sub(struct zt_sample_slot *d, const struct zt_sample_slot *a,
+		     const struct zt_sample_slot *b)
+{
+	d->samples = a->samples > b->samples ? a->samples - b->samples : 0;
+	d->requested =
+		a->requested > b->requested ? a->requested - b->requested : 0;
+	d->weight = a->weight > b->weight ? a->weight - b->weight : 0;
+	d->count_milli = a->count_milli > b->count_milli ?
+				 a->count_milli - b->count_milli :
+				 0;
+}
+
+/*
+ * Sampled mode: the kernel counts samples as they enter; the live check
+ * says which are live now, and the FREE histogram is what is not: freed,
+ * or never tracked (drop_live_*).
+ */
+static int derive_sample_free(const struct zt_probes *p, struct zt_snapshot *s)
+{
+	struct zt_sample_slot live[ZT_HIST_BUCKETS] = {};
+	struct zt_live_entry *v;
+	size_t n, i;
+	int b, err;
+
+	err = collect_live_samples(p, &v, &n);
+	if (err)
+		return err;
+	for (i = 0; i < n; i++) {
+		const struct zt_block *k = &v[i].b;
+		struct zt_sample_slot *l = &live[log2_bucket(k->requested)];
+
+		if (!v[i].live)
+			continue;
+		l->samples++;
+		l->requested += k->requested;
+		l->weight += k->weight;
+		l->count_milli += est_milli(k->requested, k->weight);
+	}
+	free(v);
+	for (b = 0; b < ZT_HIST_BUCKETS; b++)
+		slot_sub(&s->shist[ZT_SHIST_FREE][b],
+			 &s->shist[ZT_SHIST_ALLOC][b], &live[b]);
+	s->live_unverified = p->live_check->unverified;
+	s->live_check_err = p->live_check->err;
+	return 0;
+}
+
 int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
 {
 	int cfd = bpf_map__fd(p->skel->maps.counters);
@@ -118,6 +174,8 @@ int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
 	}
 	if (!err && p->sampled)
 		err = collect_sample_hist(p, s);
+	if (!err && p->sampled)
+		err = derive_sample_free(p, s);
 	if (err)
 		p_err("cannot read the BPF counters: %s", strerror(-err));
 	derive(s);
@@ -135,14 +193,27 @@ struct leak_index {
 	__u32 nids;
 };
 
-static struct zt_leak *leak_slot(struct leak_index *ix, __u32 stack_id)
+static __u32 leak_index_slot(const struct leak_index *ix, __u32 stack_id)
 {
 	__u32 slot = stack_id == ZT_STACK_NONE ? ix->nids - 1 : stack_id;
+
+	return slot < ix->nids ? slot : ix->nids - 1;
+}
+
+/* The stack's entry of the set, if it has one. */
+static struct zt_leak *leak_find(struct leak_index *ix, __u32 stack_id)
+{
+	__u32 slot = leak_index_slot(ix, stack_id);
+
+	return ix->by_id[slot] >= 0 ? &ix->set->v[ix->by_id[slot]] : NULL;
+}
+
+static struct zt_leak *leak_slot(struct leak_index *ix, __u32 stack_id)
+{
+	__u32 slot = leak_index_slot(ix, stack_id);
 	struct zt_leak_set *set = ix->set;
 	struct zt_leak *l;
 
-	if (slot >= ix->nids)
-		slot = ix->nids - 1;
 	if (ix->by_id[slot] >= 0)
 		return &set->v[ix->by_id[slot]];
 	if (set->n == ix->cap) {
@@ -195,10 +266,9 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 }
 
 /* The live table is mmapable: read its ways in place, no syscalls. */
-int collect_each_block(const struct zt_probes *p,
-		       int (*fn)(void *arg, __u64 ptr,
-				 const struct zt_block *b),
-		       void *arg)
+static int each_way(const struct zt_probes *p,
+		    int (*fn)(void *arg, __u64 ptr, const struct zt_block *b),
+		    void *arg)
 {
 	const struct bpf_map *map = p->skel->maps.live;
 	size_t n = bpf_map__max_entries(map), len, i;
@@ -228,6 +298,70 @@ int collect_each_block(const struct zt_probes *p,
 	return err;
 }
 
+struct entry_list {
+	struct zt_live_entry *v;
+	size_t n, cap;
+};
+
+static int entry_add(void *arg, __u64 ptr, const struct zt_block *b)
+{
+	struct entry_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1024;
+		struct zt_live_entry *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].ptr = ptr;
+	l->v[l->n].b = *b;
+	l->v[l->n].live = true;
+	l->n++;
+	return 0;
+}
+
+int collect_live_samples(const struct zt_probes *p, struct zt_live_entry **v,
+			 size_t *n)
+{
+	struct entry_list l = { 0 };
+	int err;
+
+	err = each_way(p, entry_add, &l);
+	if (!err)
+		err = sample_live_check(p->live_check, p->pid, l.v, l.n);
+	if (err) {
+		free(l.v);
+		return err;
+	}
+	*v = l.v;
+	*n = l.n;
+	return 0;
+}
+
+int collect_each_block(const struct zt_probes *p,
+		       int (*fn)(void *arg, __u64 ptr,
+				 const struct zt_block *b),
+		       void *arg)
+{
+	struct zt_live_entry *v;
+	size_t n, i;
+	int err;
+
+	if (!p->sampled)
+		return each_way(p, fn, arg);
+	err = collect_live_samples(p, &v, &n);
+	if (err)
+		return err;
+	for (i = 0; !err && i < n; i++)
+		if (v[i].live)
+			err = fn(arg, v[i].ptr, &v[i].b);
+	free(v);
+	return err;
+}
+
 struct leak_walk {
 	struct leak_index *ix;
 	__u64 now_ns, min_age_ns;
@@ -241,7 +375,7 @@ static int leak_walk_one(void *arg, __u64 ptr, const struct zt_block *b)
 	return leak_add(lw->ix, b, lw->now_ns, lw->min_age_ns);
 }
 
-/* Per-stack estimates from sample_totals, which sampled mode keeps. */
+/* What each stack's samples allocated, from sample_totals. */
 static void read_sample_totals(const struct zt_probes *p,
 			       struct zt_leak_set *set)
 {
@@ -258,10 +392,41 @@ static void read_sample_totals(const struct zt_probes *p,
 		l->total_allocs = t.samples;
 		l->total_bytes = t.weight;
 		l->total_est_milli = t.count_milli;
-		l->total_live_blocks = t.live_samples;
-		l->total_live_bytes = t.live_weight;
-		l->total_live_est_milli = t.live_count_milli;
 	}
+}
+
+/*
+ * Sampled mode: the live samples, by stack (leak_add), and each stack's
+ * live totals whatever the age of its samples.
+ */
+static int walk_live_samples(const struct zt_probes *p, struct leak_walk *lw)
+{
+	struct leak_index *ix = lw->ix;
+	struct zt_live_entry *v;
+	size_t n, i;
+	int err;
+
+	err = collect_live_samples(p, &v, &n);
+	if (err)
+		return err;
+	for (i = 0; !err && i < n; i++)
+		if (v[i].live)
+			err = leak_add(ix, &v[i].b, lw->now_ns, lw->min_age_ns);
+	for (i = 0; !err && i < n; i++) {
+		const struct zt_block *b = &v[i].b;
+		struct zt_leak *l;
+
+		if (!v[i].live)
+			continue;
+		l = leak_find(ix, b->stack_id);
+		if (!l)
+			continue;
+		l->total_live_blocks++;
+		l->total_live_bytes += b->weight;
+		l->total_live_est_milli += est_milli(b->requested, b->weight);
+	}
+	free(v);
+	return err;
 }
 
 static int by_est_bytes_desc(const void *a, const void *b)
@@ -305,7 +470,10 @@ int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 	if (!ix.by_id)
 		return -ENOMEM;
 	memset(ix.by_id, 0xff, ix.nids * sizeof(*ix.by_id));
-	err = collect_each_block(p, leak_walk_one, &lw);
+	if (p->sampled)
+		err = walk_live_samples(p, &lw);
+	else
+		err = collect_each_block(p, leak_walk_one, &lw);
 	free(ix.by_id);
 	if (err) {
 		p_err("cannot read the live blocks map: %s", strerror(-err));

@@ -30,8 +30,13 @@ struct zt_snapshot {
 	struct zt_counters c;
 	struct zt_derived d;
 	struct zt_hist_slot hist[ZT_HIST_KINDS][ZT_HIST_BUCKETS];
-	/* Sampled mode: what the samples stand for (see estimate.h). */
+	/*
+	 * Sampled mode: what the samples stand for (see estimate.h); FREE is
+	 * derived from the live check (sample_live.h), with its caveats.
+	 */
 	struct zt_sample_slot shist[ZT_SHIST_KINDS][ZT_HIST_BUCKETS];
+	__u64 live_unverified; /* samples taken as live, target unreadable */
+	int live_check_err; /* why the target could not be read, or 0 */
 	unsigned long long prog_missed;
 	unsigned long long prog_run_ns; /* kernel.bpf_stats_enabled=1 */
 	unsigned long long prog_run_cnt;
@@ -84,11 +89,18 @@ int collect_counters(const struct zt_probes *p, struct zt_snapshot *s);
 int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 		  struct zt_leak_set *set);
 void leak_set_free(struct zt_leak_set *set);
-/* fn(arg, address, block) for every tracked block; stops at an error. */
+/*
+ * fn(arg, address, block) for every tracked block; stops at an error. In
+ * sampled mode, for every sample the live check finds live.
+ */
 int collect_each_block(const struct zt_probes *p,
 		       int (*fn)(void *arg, __u64 ptr,
 				 const struct zt_block *b),
 		       void *arg);
+struct zt_live_entry;
+/* Sampled mode: every entry of the live table, with its live verdict. */
+int collect_live_samples(const struct zt_probes *p, struct zt_live_entry **v,
+			 size_t *n);
 /* The user stack of STACK_ID, leaf first; returns the frame count. */
 int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
 		  int max);

@@ -6,13 +6,13 @@
 #include "estimate.h"
 
 /*
- * Samples the live table could not hold are in the ALLOC histogram but
- * never leave it: their weights (drop_live_usable) are taken out of the
- * live figures, as exact mode takes out their bytes.
+ * The FREE histogram is every sample not found live (collect.c), so the
+ * samples the live table could not hold are in it already: live is ALLOC
+ * less FREE, and "frees" counts those as freed too (report.c shows the
+ * drops apart).
  */
 void estimate_totals(const struct zt_snapshot *s, struct zt_estimates *e)
 {
-	const struct zt_counters *c = &s->c;
 	__u64 in_milli = 0, out_milli = 0;
 	int b;
 
@@ -28,9 +28,8 @@ void estimate_totals(const struct zt_snapshot *s, struct zt_estimates *e)
 		e->free_bytes += out->weight;
 		out_milli += out->count_milli;
 	}
-	e->live_samples = e->alloc_samples - e->free_samples -
-			  c->drop_live_full - c->drop_live_error;
-	e->live_bytes = e->alloc_bytes - e->free_bytes - c->drop_live_usable;
+	e->live_samples = e->alloc_samples - e->free_samples;
+	e->live_bytes = e->alloc_bytes - e->free_bytes;
 	e->allocs = est_count(in_milli);
 	e->frees = est_count(out_milli);
 	e->live_blocks = est_count((__s64)(in_milli - out_milli));

@@ -32,8 +32,8 @@ struct zt_snapshot;
 /* Totals of a snapshot's sampled histograms: samples, and estimates. */
 struct zt_estimates {
 	__u64 alloc_samples; /* sample_alloc hits that reached the maps */
-	__u64 free_samples; /* sample_free hits of tracked samples */
-	__s64 live_samples; /* tracked samples now live */
+	__u64 free_samples; /* samples no longer live (or never tracked) */
+	__s64 live_samples; /* samples the live check found live */
 	__u64 alloc_bytes; /* estimated bytes allocated since attach */
 	__u64 free_bytes;
 	__s64 live_bytes;

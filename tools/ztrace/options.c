@@ -16,7 +16,7 @@
 
 struct zt_env env = {
 	.top = 10,
-	.max_blocks = ZT_DEFAULT_MAX_BLOCKS,
+	.max_blocks = 0, /* the default of the mode, below */
 	.max_stacks = ZT_DEFAULT_MAX_STACKS,
 	.stack_depth = ZT_DEFAULT_STACK_DEPTH,
 };
@@ -116,7 +116,8 @@ static void print_mode_help(enum zt_mode mode)
 		"  -d, --duration SECS  stop tracing after SECS seconds\n"
 		"  -j, --json           one JSON document per report\n"
 		"  -o, --output FILE    write reports to FILE instead of stdout\n"
-		"      --max-blocks N   size the live table for N blocks (default %u)\n"
+		"      --max-blocks N   size the live table for N blocks (default %u;\n"
+		"                       %u samples with --sample)\n"
 		"      --sample[=BYTES] production mode: trace only the blocks the\n"
 		"                       library samples, about one per BYTES\n"
 		"                       allocated (default: the target's rate,\n"
@@ -126,8 +127,8 @@ static void print_mode_help(enum zt_mode mode)
 		"                       but used_memory and RSS is an estimate\n"
 		"  -v, --verbose        libbpf messages (twice: debug)\n"
 		"  -h, --help           this text\n",
-		env.mode_name, env.mode_name, what[mode],
-		ZT_DEFAULT_MAX_BLOCKS);
+		env.mode_name, env.mode_name, what[mode], ZT_DEFAULT_MAX_BLOCKS,
+		ZT_DEFAULT_MAX_SAMPLES);
 	if (mode == ZT_MODE_LEAKS)
 		fprintf(stderr,
 			"Leaks:\n"
@@ -329,6 +330,10 @@ int parse_options(int argc, char **argv, enum zt_mode mode)
 	}
 	if (optind < argc)
 		env.cmd = &argv[optind];
+	/* Samples are few: a smaller table costs ztrace less to read. */
+	if (!env.max_blocks)
+		env.max_blocks = env.sample ? ZT_DEFAULT_MAX_SAMPLES :
+					      ZT_DEFAULT_MAX_BLOCKS;
 	if (!env.pid == !env.cmd) {
 		p_err("%s: give either -p PID or a command to run after --, such as 'ztrace %s -- ./prog'",
 		      env.pid ? "both -p and a command" : "no target",

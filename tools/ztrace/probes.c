@@ -15,6 +15,7 @@
 #include "options.h"
 #include "output.h"
 #include "probes.h"
+#include "sample_live.h"
 #include "ztrace_types.h"
 #include "ztrace.skel.h"
 #include "usdt_multi.h"
@@ -87,7 +88,6 @@ static void set_autoload(struct zt_probes *p)
 	set_prog(p, s->progs.zt_realloc, exact);
 	set_prog(p, s->progs.zt_oom, !p->noop);
 	set_prog(p, s->progs.zt_sample_alloc, !p->noop && p->sampled);
-	set_prog(p, s->progs.zt_sample_free, !p->noop && p->sampled);
 	set_prog(p, s->progs.zt_noop, p->noop);
 }
 
@@ -210,7 +210,9 @@ void probes_destroy(struct zt_probes *p);
 /*
  * The probes of each mode. Sampled mode leaves alloc, free and realloc
  * alone: their semaphores stay at zero, so an unsampled allocation or free
- * never enters the kernel.
+ * never enters the kernel. It leaves sample_free alone too: whether a
+ * sample is still live is read from its header (sample_live.c), so that a
+ * sample costs the target one kernel entry, not two.
  */
 static const char *const exact_names[] = {
 	ZMALLOC_PROBE_ALLOC,
@@ -221,13 +223,12 @@ static const char *const exact_names[] = {
 
 static const char *const sampled_names[] = {
 	ZMALLOC_PROBE_SAMPLE_ALLOC,
-	ZMALLOC_PROBE_SAMPLE_FREE,
 	ZMALLOC_PROBE_OOM,
 };
 
 static int probe_count(const struct zt_probes *p)
 {
-	return p->sampled ? 3 : 4;
+	return p->sampled ? 2 : 4;
 }
 
 static const char *probe_name(const struct zt_probes *p, int i)
@@ -245,7 +246,6 @@ static struct bpf_program *probe_prog(struct zt_probes *p, int i)
 	};
 	struct bpf_program *sampled[] = {
 		p->skel->progs.zt_sample_alloc,
-		p->skel->progs.zt_sample_free,
 		p->skel->progs.zt_oom,
 	};
 
@@ -264,7 +264,7 @@ static void attach_error(const struct zt_probes *p, int i, const char *path,
 		p_err("cannot attach to probe zmalloc:%s of %s in PID %d: %s; run with -v for libbpf's reason%s",
 		      probe_name(p, i), path, pid, strerror(-err),
 		      p->sampled ?
-			      " (--sample needs a libzmalloc with the sample_alloc and sample_free probes)" :
+			      " (--sample needs a libzmalloc with the sample_alloc probe)" :
 			      "");
 }
 
@@ -318,13 +318,14 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 	p->stacks = stacks;
 	p->noop = noop;
 	p->sampled = env.sample;
+	p->pid = pid;
 	p->multi = !(no_multi && !strcmp(no_multi, "1"));
 	if (p->multi) {
 		err = probes_load(p, pid);
 		if (!err) {
 			err = attach_multi(p, pid, path);
 			if (err != -EOPNOTSUPP)
-				return err;
+				goto out;
 		}
 		if (env.verbose)
 			p_info("no uprobe_multi links on this kernel: attaching each probe site on its own");
@@ -334,6 +335,12 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 	err = probes_load(p, pid);
 	if (!err)
 		err = attach_libbpf(p, pid, path);
+out:
+	if (!err && p->sampled) {
+		p->live_check = calloc(1, sizeof(*p->live_check));
+		if (!p->live_check)
+			err = -ENOMEM;
+	}
 	return err;
 }
 
@@ -383,6 +390,11 @@ void probes_destroy(struct zt_probes *p)
 	probes_detach(p);
 	ztrace_bpf__destroy(p->skel);
 	p->skel = NULL;
+	if (p->live_check) {
+		sample_live_free(p->live_check);
+		free(p->live_check);
+		p->live_check = NULL;
+	}
 }
 
 /* Adds what the kernel says of PROG (a program not loaded adds 0). */
@@ -410,7 +422,6 @@ void probes_stats(const struct zt_probes *p, struct zt_prog_stats *st)
 	prog_stats(s->progs.zt_realloc, st);
 	prog_stats(s->progs.zt_oom, st);
 	prog_stats(s->progs.zt_sample_alloc, st);
-	prog_stats(s->progs.zt_sample_free, st);
 }
 
 unsigned long long probes_missed(const struct zt_probes *p)

@@ -13,6 +13,8 @@
 
 #define ZT_NPROBES 4
 
+struct zt_sample_live;
+
 struct zt_probes {
 	struct ztrace_bpf *skel;
 	struct bpf_link *links[ZT_NPROBES]; /* libbpf's USDT links */
@@ -21,8 +23,10 @@ struct zt_probes {
 	__u64 live_capacity; /* ways of the live table */
 	bool stacks;
 	bool noop;
-	bool sampled; /* on sample_alloc and sample_free (--sample) */
+	bool sampled; /* on sample_alloc (--sample) */
 	bool multi; /* attached through uprobe_multi (usdt_multi.c) */
+	pid_t pid; /* the target */
+	struct zt_sample_live *live_check; /* sampled mode: sample_live.h */
 };
 
 void probes_init(struct zt_probes *p);

@@ -48,7 +48,8 @@ out_free:
 
 /*
  * Sampled mode: the estimates of what a stack's samples stand for (sum of
- * weights; blocks in thousandths), as if every allocation were traced.
+ * weights; blocks in thousandths), as if every allocation were traced;
+ * allocated only, the live figures come from collect_live().
  */
 static int read_sample_totals(const struct zt_probes *p, __u32 id,
 			      struct zt_stack_totals *t)
@@ -69,13 +70,9 @@ static int read_sample_totals(const struct zt_probes *p, __u32 id,
 	for (cpu = 0; cpu < p->ncpus; cpu++) {
 		sum.weight += v[cpu].weight;
 		sum.count_milli += v[cpu].count_milli;
-		sum.live_weight += v[cpu].live_weight;
-		sum.live_count_milli += v[cpu].live_count_milli;
 	}
 	t->allocs = (sum.count_milli + 500) / 1000;
 	t->bytes = sum.weight;
-	t->live_blocks = (sum.live_count_milli + 500) / 1000;
-	t->live_bytes = sum.live_weight;
 out_free:
 	free(v);
 	return err;
@@ -292,6 +289,9 @@ int profile_collect(struct zt_session *s, __u64 min_age_ns, bool with_live,
 	p->pid = s->target.pid;
 	p->comm = s->target.comm;
 	p->incomplete = report_incomplete(&s->cur);
+	/* What samples are live is known from the live check alone. */
+	if (s->probes.sampled)
+		with_live = true;
 	err = collect_totals(s, with_live, p, &cap);
 	if (!err && with_live)
 		err = collect_live(s, min_age_ns, p, &cap);

@@ -161,10 +161,10 @@ static void text_sampled(struct zt_session *s)
 	estimate_totals(n, &e);
 	text_rate(s);
 	fprintf(zt_out, ", %llu samples, %llu lost by the target\n",
-		(unsigned long long)(e.alloc_samples + e.free_samples),
+		(unsigned long long)e.alloc_samples,
 		(unsigned long long)samples_lost(s));
 	fprintf(zt_out,
-		"  events     ~%llu allocs, ~%llu frees (est. from %llu and %llu samples), %llu ooms\n",
+		"  events     ~%llu allocs, ~%llu frees (est. from %llu samples, %llu of them freed since), %llu ooms\n",
 		(unsigned long long)e.allocs, (unsigned long long)e.frees,
 		(unsigned long long)e.alloc_samples,
 		(unsigned long long)e.free_samples,
@@ -174,10 +174,11 @@ static void text_sampled(struct zt_session *s)
 		(long long)e.live_bytes, (unsigned long long)e.live_blocks,
 		(long long)e.live_samples);
 	text_target(s);
-	fprintf(zt_out,
-		"  untracked  %llu sampled frees of blocks sampled before attach (~%llu bytes)\n",
-		(unsigned long long)c->untracked_sample_frees,
-		(unsigned long long)c->untracked_sample_weight);
+	if (n->live_unverified)
+		fprintf(zt_out,
+			"  unverified %llu samples since the last live check counted as live: the target could not be read (%s)\n",
+			(unsigned long long)n->live_unverified,
+			strerror(-n->live_check_err));
 	if (samples_lost(s))
 		fprintf(zt_out,
 			"  drops      %llu samples lost by the target: its sample region was full; estimates are low\n",
@@ -315,11 +316,12 @@ static void json_sampled(struct jw *w, const struct zt_session *s)
 	jw_u64(w, "lost", sc->lost);
 	jw_u64(w, "lost_since_attach", samples_lost(s));
 	jw_u64(w, "sample_alloc_hits", c->sample_alloc_hits);
-	jw_u64(w, "sample_free_hits", c->sample_free_hits);
+	jw_u64(w, "live_unverified", n->live_unverified);
+	jw_u64(w, "ways_reused", c->sample_ways_reused);
 	jw_obj_end(w);
 	jw_obj(w, "events");
 	jw_bool(w, "estimated", true);
-	jw_u64(w, "samples", e.alloc_samples + e.free_samples);
+	jw_u64(w, "samples", e.alloc_samples);
 	jw_u64(w, "allocs", e.allocs);
 	jw_u64(w, "alloc_samples", e.alloc_samples);
 	jw_u64(w, "alloc_bytes", e.alloc_bytes);
@@ -334,10 +336,6 @@ static void json_sampled(struct jw *w, const struct zt_session *s)
 	jw_s64(w, "samples", e.live_samples);
 	jw_u64(w, "blocks", e.live_blocks);
 	jw_s64(w, "bytes", e.live_bytes);
-	jw_obj_end(w);
-	jw_obj(w, "untracked_frees");
-	jw_u64(w, "samples", c->untracked_sample_frees);
-	jw_u64(w, "weight", c->untracked_sample_weight);
 	jw_obj_end(w);
 	jw_obj(w, "missed_frees");
 	jw_u64(w, "count", c->missed_frees);

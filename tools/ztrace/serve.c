@@ -665,6 +665,8 @@ static int serve_options(int argc, char **argv)
 			return -EINVAL;
 		}
 	}
+	if (!env.max_blocks)
+		env.max_blocks = ZT_DEFAULT_MAX_BLOCKS;
 	if (optind < argc) {
 		p_err("ztrace serve takes no command: trace running processes with -p PID or --all");
 		return -EINVAL;

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -51,11 +52,27 @@ static void session_report(struct zt_session *s, bool final)
 		s->final_done = true;
 }
 
+/*
+ * Sampled mode: check which samples are live while the target can still
+ * be read, so that a report after its exit (-p) leaves out the samples it
+ * had freed (sample_live.h).
+ */
+static void check_live_samples(struct zt_session *s)
+{
+	struct zt_live_entry *v;
+	size_t n;
+
+	if (s->probes.sampled && s->probes.skel && !s->ops->noop &&
+	    !collect_live_samples(&s->probes, &v, &n))
+		free(v);
+}
+
 static void refresh(struct zt_session *s)
 {
 	if (!s->alive)
 		return;
 	read_target_figures(s);
+	check_live_samples(s);
 	if (s->ops->refresh)
 		s->ops->refresh(s);
 }

@@ -33,7 +33,7 @@ static void sample_stat_report(struct zt_session *s, bool final)
 		report_json_begin(&w, s, final);
 		jw_obj(&w, "stat");
 		jw_bool(&w, "estimated", true);
-		jw_u64(&w, "samples", ec.alloc_samples + ec.free_samples);
+		jw_u64(&w, "samples", ec.alloc_samples);
 		jw_u64(&w, "alloc_bytes", ec.alloc_bytes);
 		jw_u64(&w, "free_bytes", ec.free_bytes);
 		jw_double(&w, "allocs_per_s", (ec.allocs - ep.allocs) / dt);
@@ -41,16 +41,14 @@ static void sample_stat_report(struct zt_session *s, bool final)
 		jw_double(&w, "alloc_bytes_per_s",
 			  (ec.alloc_bytes - ep.alloc_bytes) / dt);
 		jw_double(&w, "samples_per_s",
-			  (ec.alloc_samples + ec.free_samples -
-			   ep.alloc_samples - ep.free_samples) /
-				  dt);
+			  (ec.alloc_samples - ep.alloc_samples) / dt);
 		jw_obj_end(&w);
 		report_json_end(&w, s);
 		return;
 	}
 	report_text_begin(s, final);
 	fprintf(zt_out,
-		"  bytes      ~%llu allocated, ~%llu freed (est. from %llu and %llu samples)\n",
+		"  bytes      ~%llu allocated, ~%llu freed (est. from %llu samples, %llu of them freed since)\n",
 		(unsigned long long)ec.alloc_bytes,
 		(unsigned long long)ec.free_bytes,
 		(unsigned long long)ec.alloc_samples,
@@ -59,10 +57,7 @@ static void sample_stat_report(struct zt_session *s, bool final)
 		"  rates      ~%.0f allocs/s, ~%.0f frees/s, ~%.0f bytes/s, %.1f samples/s over the last %.2f s\n",
 		(ec.allocs - ep.allocs) / dt, (ec.frees - ep.frees) / dt,
 		(ec.alloc_bytes - ep.alloc_bytes) / dt,
-		(ec.alloc_samples + ec.free_samples - ep.alloc_samples -
-		 ep.free_samples) /
-			dt,
-		dt);
+		(ec.alloc_samples - ep.alloc_samples) / dt, dt);
 	report_text_end(s);
 }
 

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * sample_live.h - which of the samples in the live table are still live.
+ *
+ * Sampled mode traces sample_alloc only: a sample costs the target one
+ * kernel entry instead of two. The free of a sample is read from the
+ * target instead: the library keeps a live word in the header before each
+ * sampled block (include/zmalloc_sampling.h) and clears it before the
+ * block is freed. An entry of the live table is live while its header's
+ * live word names its address and the header's weight is the sample's
+ * own; a freed entry stays in the table until a later sample takes its
+ * address (the sample heap reuses its lowest pages first, so the table
+ * holds about as many entries as the sample heap ever held blocks).
+ *
+ * The verdicts of the last check that could read the target are kept, so
+ * that a report made once the target is gone (-p, after its exit) still
+ * leaves out the samples known freed; an entry the target could not be
+ * asked about counts as live and is counted in unverified.
+ */
+#ifndef ZT_SAMPLE_LIVE_H
+#define ZT_SAMPLE_LIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+#include "ztrace_types.h"
+
+struct zt_live_entry {
+	__u64 ptr;
+	struct zt_block b;
+	bool live;
+};
+
+struct zt_live_verdict {
+	__u64 ptr;
+	__u64 ts_ns;
+	bool live;
+};
+
+struct zt_sample_live {
+	struct zt_live_verdict *v; /* last readable check, sorted by ptr */
+	size_t n;
+	__u64 unverified; /* entries of the last check taken as live unread */
+	int err; /* why the last check could not read the target, or 0 */
+};
+
+/*
+ * Sets v[i].live for the n entries of PID's live table; 0, or -ENOMEM.
+ * When PID cannot be read, the cached verdicts answer (sl->err says why).
+ */
+int sample_live_check(struct zt_sample_live *sl, pid_t pid,
+		      struct zt_live_entry *v, size_t n);
+void sample_live_free(struct zt_sample_live *sl);
+
+#endif /* ZT_SAMPLE_LIVE_H */
