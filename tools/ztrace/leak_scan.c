@@ -18,12 +18,14 @@
 
 #include "collect.h"
 #include "leak_scan.h"
+#include "probes.h"
 #include "output.h"
 #include "ztrace_types.h"
 
 struct block_list {
 	struct zscan_block *v;
 	size_t n, cap;
+	bool sampled; /* a block's usable field is its sample's weight */
 };
 
 /* A block of the live table as it is after the scan. */
@@ -55,7 +57,7 @@ static int add_block(void *arg, __u64 ptr, const struct zt_block *b)
 	}
 	l->v[l->n++] = (struct zscan_block){
 		.addr = ptr,
-		.size = b->usable,
+		.size = l->sampled ? b->requested : b->usable,
 		.req = b->requested,
 		.birth = b->ts_ns,
 		.user = b->stack_id,
@@ -202,7 +204,7 @@ int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
 		.log = scan_log,
 		.held_tid = held_tid,
 	};
-	struct block_list l = { 0 };
+	struct block_list l = { .sampled = p->sampled };
 	int err;
 
 	memset(r, 0, sizeof(*r));
