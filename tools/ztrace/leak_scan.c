@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "collect.h"
+#include "estimate.h"
 #include "leak_scan.h"
 #include "probes.h"
 #include "output.h"
@@ -24,6 +25,7 @@
 
 struct block_list {
 	struct zscan_block *v;
+	__u64 *weight; /* sampled mode: each candidate's weight */
 	size_t n, cap;
 	bool sampled; /* a block's usable field is its sample's weight */
 };
@@ -49,12 +51,18 @@ static int add_block(void *arg, __u64 ptr, const struct zt_block *b)
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4096;
 		struct zscan_block *v = realloc(l->v, cap * sizeof(*v));
+		__u64 *w;
 
 		if (!v)
 			return -ENOMEM;
 		l->v = v;
+		w = realloc(l->weight, cap * sizeof(*w));
+		if (!w)
+			return -ENOMEM;
+		l->weight = w;
 		l->cap = cap;
 	}
+	l->weight[l->n] = b->weight;
 	l->v[l->n++] = (struct zscan_block){
 		.addr = ptr,
 		.size = l->sampled ? b->requested : b->usable,
@@ -124,18 +132,18 @@ static void scan_log(void *arg, const char *fmt, va_list ap)
 	p_warn("scan: %s", msg);
 }
 
-static int by_stack(const void *a, const void *b)
-{
-	const struct zscan_block *x = a, *y = b;
-
-	return (x->user > y->user) - (x->user < y->user);
-}
-
 static int by_lost_desc(const void *a, const void *b)
 {
 	const struct zt_scan_row *x = a, *y = b;
 	__u64 lx = scan_row_lost(x), ly = scan_row_lost(y);
+	/* Sampled mode: by the estimates (0 otherwise), then the samples. */
+	__u64 ex = x->est_bytes[ZSCAN_DEFINITELY_LOST] +
+		   x->est_bytes[ZSCAN_INDIRECTLY_LOST];
+	__u64 ey = y->est_bytes[ZSCAN_DEFINITELY_LOST] +
+		   y->est_bytes[ZSCAN_INDIRECTLY_LOST];
 
+	if (ex != ey)
+		return ex < ey ? 1 : -1;
 	if (lx != ly)
 		return lx < ly ? 1 : -1;
 	if (x->bytes[ZSCAN_POSSIBLY_LOST] != y->bytes[ZSCAN_POSSIBLY_LOST])
@@ -146,35 +154,66 @@ static int by_lost_desc(const void *a, const void *b)
 	return (x->stack_id > y->stack_id) - (x->stack_id < y->stack_id);
 }
 
-/* One row per stack, from blocks sorted by stack; totals per class. */
+static const struct zscan_block *sort_blocks;
+
+static int by_stack_index(const void *a, const void *b)
+{
+	__u32 x = sort_blocks[*(const size_t *)a].user;
+	__u32 y = sort_blocks[*(const size_t *)b].user;
+
+	return (x > y) - (x < y);
+}
+
+static void row_add(struct zt_scan_row *row, struct zt_scan_result *r,
+		    const struct zscan_block *b, __u64 weight)
+{
+	__u64 bytes = b->req ? b->req : b->size;
+
+	row->blocks[b->cls]++;
+	row->bytes[b->cls] += bytes;
+	r->st.blocks[b->cls]++;
+	r->st.bytes[b->cls] += bytes;
+	if (!r->sampled)
+		return;
+	row->est_bytes[b->cls] += weight;
+	row->est_milli[b->cls] += est_milli(bytes, weight);
+	r->est_bytes[b->cls] += weight;
+	r->est_milli[b->cls] += est_milli(bytes, weight);
+}
+
+/* One row per stack, in the blocks' stack order; totals per class. */
 static int sum_by_stack(struct block_list *l, struct zt_scan_result *r)
 {
-	size_t i;
+	size_t i, *idx;
 
 	memset(r->st.blocks, 0, sizeof(r->st.blocks));
 	memset(r->st.bytes, 0, sizeof(r->st.bytes));
-	qsort(l->v, l->n, sizeof(*l->v), by_stack);
+	idx = malloc((l->n ? l->n : 1) * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	for (i = 0; i < l->n; i++)
+		idx[i] = i;
+	sort_blocks = l->v;
+	qsort(idx, l->n, sizeof(*idx), by_stack_index);
 	for (i = 0; i < l->n; i++) {
-		const struct zscan_block *b = &l->v[i];
+		const struct zscan_block *b = &l->v[idx[i]];
 		struct zt_scan_row *row;
 
 		if (!r->n || r->rows[r->n - 1].stack_id != b->user) {
 			row = realloc(r->rows, (r->n + 1) * sizeof(*row));
-			if (!row)
+			if (!row) {
+				free(idx);
 				return -ENOMEM;
+			}
 			r->rows = row;
 			row = &r->rows[r->n++];
 			memset(row, 0, sizeof(*row));
 			row->stack_id = b->user;
 		}
-		row = &r->rows[r->n - 1];
-		if (b->cls >= ZSCAN_NR_CLASSES)
-			continue;
-		row->blocks[b->cls]++;
-		row->bytes[b->cls] += b->req ? b->req : b->size;
-		r->st.blocks[b->cls]++;
-		r->st.bytes[b->cls] += b->req ? b->req : b->size;
+		if (b->cls < ZSCAN_NR_CLASSES)
+			row_add(&r->rows[r->n - 1], r, b, l->weight[idx[i]]);
 	}
+	free(idx);
 	qsort(r->rows, r->n, sizeof(*r->rows), by_lost_desc);
 	return 0;
 }
@@ -210,6 +249,7 @@ int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
 	memset(r, 0, sizeof(*r));
 	r->concurrent = concurrent;
 	r->snapshot = snapshot;
+	r->sampled = p->sampled;
 	err = collect_each_block(p, add_block, &l);
 	if (err) {
 		p_err("cannot read the live blocks for the scan: %s",
@@ -238,6 +278,7 @@ int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
 	err = sum_by_stack(&l, r);
 out_free:
 	free(l.v);
+	free(l.weight);
 	if (err)
 		leak_scan_free(r);
 	return err;

@@ -22,6 +22,9 @@ struct zt_scan_row {
 	__u32 pad;
 	uint64_t blocks[ZSCAN_NR_CLASSES];
 	uint64_t bytes[ZSCAN_NR_CLASSES]; /* requested bytes, as memcheck */
+	/* Sampled mode: what the blocks (samples) stand for, estimated. */
+	uint64_t est_bytes[ZSCAN_NR_CLASSES]; /* sums of weights */
+	uint64_t est_milli[ZSCAN_NR_CLASSES]; /* blocks, in thousandths */
 };
 
 struct zt_scan_result {
@@ -31,7 +34,10 @@ struct zt_scan_result {
 	__u64 changed; /* freed or replaced during the scan: no verdict */
 	bool concurrent;
 	bool snapshot;
+	bool sampled; /* the candidates are samples: see est_* */
 	struct zscan_stats st;
+	uint64_t est_bytes[ZSCAN_NR_CLASSES];
+	uint64_t est_milli[ZSCAN_NR_CLASSES];
 };
 
 /*

@@ -197,6 +197,33 @@ static bool scan_row_shown(const struct zt_scan_row *row)
 	       row->blocks[ZSCAN_UNDECIDED];
 }
 
+static void text_scan_row(size_t rank, const struct zt_scan_row *row,
+			  bool sampled)
+{
+	if (!sampled) {
+		fprintf(zt_out,
+			"  lost #%zu %llu bytes definitely + %llu indirectly lost (%llu + %llu blocks), %llu possibly lost, %llu undecided, %llu still reachable\n",
+			rank,
+			(unsigned long long)row->bytes[ZSCAN_DEFINITELY_LOST],
+			(unsigned long long)row->bytes[ZSCAN_INDIRECTLY_LOST],
+			(unsigned long long)row->blocks[ZSCAN_DEFINITELY_LOST],
+			(unsigned long long)row->blocks[ZSCAN_INDIRECTLY_LOST],
+			(unsigned long long)row->bytes[ZSCAN_POSSIBLY_LOST],
+			(unsigned long long)row->bytes[ZSCAN_UNDECIDED],
+			(unsigned long long)row->bytes[ZSCAN_STILL_REACHABLE]);
+		return;
+	}
+	fprintf(zt_out,
+		"  lost #%zu ~%llu bytes definitely + ~%llu indirectly lost (est. from %llu + %llu samples), ~%llu possibly lost, ~%llu undecided, ~%llu still reachable\n",
+		rank, (unsigned long long)row->est_bytes[ZSCAN_DEFINITELY_LOST],
+		(unsigned long long)row->est_bytes[ZSCAN_INDIRECTLY_LOST],
+		(unsigned long long)row->blocks[ZSCAN_DEFINITELY_LOST],
+		(unsigned long long)row->blocks[ZSCAN_INDIRECTLY_LOST],
+		(unsigned long long)row->est_bytes[ZSCAN_POSSIBLY_LOST],
+		(unsigned long long)row->est_bytes[ZSCAN_UNDECIDED],
+		(unsigned long long)row->est_bytes[ZSCAN_STILL_REACHABLE]);
+}
+
 static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 {
 	const struct zscan_stats *st = &r->st;
@@ -214,10 +241,20 @@ static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 		(unsigned long long)st->unreadable_bytes, st->threads,
 		st->threads == 1 ? "" : "s", (unsigned long long)r->candidates,
 		(unsigned long long)r->changed);
-	for (c = 0; c < ZSCAN_NR_CLASSES; c++)
-		fprintf(zt_out, "  %-17s %llu bytes in %llu blocks\n",
-			zscan_class_name(c), (unsigned long long)st->bytes[c],
-			(unsigned long long)st->blocks[c]);
+	for (c = 0; c < ZSCAN_NR_CLASSES; c++) {
+		if (r->sampled)
+			fprintf(zt_out,
+				"  %-17s ~%llu bytes in ~%llu blocks (est. from %llu samples)\n",
+				zscan_class_name(c),
+				(unsigned long long)r->est_bytes[c],
+				(unsigned long long)est_count(r->est_milli[c]),
+				(unsigned long long)st->blocks[c]);
+		else
+			fprintf(zt_out, "  %-17s %llu bytes in %llu blocks\n",
+				zscan_class_name(c),
+				(unsigned long long)st->bytes[c],
+				(unsigned long long)st->blocks[c]);
+	}
 	for (i = 0; i < r->n; i++) {
 		const struct zt_scan_row *row = &r->rows[i];
 		const struct zt_sym_stack *sym;
@@ -226,16 +263,7 @@ static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 			continue;
 		if (env.top && rank == env.top)
 			break;
-		fprintf(zt_out,
-			"  lost #%zu %llu bytes definitely + %llu indirectly lost (%llu + %llu blocks), %llu possibly lost, %llu undecided, %llu still reachable\n",
-			++rank,
-			(unsigned long long)row->bytes[ZSCAN_DEFINITELY_LOST],
-			(unsigned long long)row->bytes[ZSCAN_INDIRECTLY_LOST],
-			(unsigned long long)row->blocks[ZSCAN_DEFINITELY_LOST],
-			(unsigned long long)row->blocks[ZSCAN_INDIRECTLY_LOST],
-			(unsigned long long)row->bytes[ZSCAN_POSSIBLY_LOST],
-			(unsigned long long)row->bytes[ZSCAN_UNDECIDED],
-			(unsigned long long)row->bytes[ZSCAN_STILL_REACHABLE]);
+		text_scan_row(++rank, row, r->sampled);
 		sym = leak_stack(s, row->stack_id);
 		if (!sym) {
 			fprintf(zt_out,
@@ -249,15 +277,24 @@ static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 		fprintf(zt_out, "  no block is lost\n");
 }
 
+/* Sampled (est_bytes set): estimates under the keys, with the samples. */
 static void json_classes(struct jw *w, const uint64_t *blocks,
-			 const uint64_t *bytes)
+			 const uint64_t *bytes, const uint64_t *est_bytes,
+			 const uint64_t *est_milli)
 {
 	int c;
 
 	for (c = 0; c < ZSCAN_NR_CLASSES; c++) {
 		jw_obj(w, class_keys[c]);
-		jw_u64(w, "blocks", blocks[c]);
-		jw_u64(w, "bytes", bytes[c]);
+		if (est_bytes) {
+			jw_bool(w, "estimated", true);
+			jw_u64(w, "samples", blocks[c]);
+			jw_u64(w, "blocks", est_count(est_milli[c]));
+			jw_u64(w, "bytes", est_bytes[c]);
+		} else {
+			jw_u64(w, "blocks", blocks[c]);
+			jw_u64(w, "bytes", bytes[c]);
+		}
 		jw_obj_end(w);
 	}
 }
@@ -281,7 +318,8 @@ static void json_scan(struct jw *w, struct zt_session *s,
 	jw_u64(w, "threads", st->threads);
 	jw_u64(w, "candidates", r->candidates);
 	jw_u64(w, "changed", r->changed);
-	json_classes(w, st->blocks, st->bytes);
+	json_classes(w, st->blocks, st->bytes, r->sampled ? r->est_bytes : NULL,
+		     r->est_milli);
 	jw_arr(w, "stacks");
 	for (i = 0; i < r->n; i++) {
 		const struct zt_scan_row *row = &r->rows[i];
@@ -291,7 +329,9 @@ static void json_scan(struct jw *w, struct zt_session *s,
 			jw_null(w, "stack_id");
 		else
 			jw_u64(w, "stack_id", row->stack_id);
-		json_classes(w, row->blocks, row->bytes);
+		json_classes(w, row->blocks, row->bytes,
+			     r->sampled ? row->est_bytes : NULL,
+			     row->est_milli);
 		json_frames(w, leak_stack(s, row->stack_id));
 		jw_obj_end(w);
 	}
