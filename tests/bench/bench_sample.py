@@ -31,6 +31,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -219,6 +220,7 @@ def main():
     finally:
         with open(STATS, "w") as f:
             f.write(old)
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 if __name__ == "__main__":
