@@ -733,6 +733,43 @@ def test_sample_pid_leaks_estimates():
           "leaks from other stacks: %r" % by)
 
 
+def test_sample_pid_report_after_exit():
+    """-p --sample, the target exits before the report: the samples it had
+    freed stay out, by the live check made while it lived."""
+    w = Proc([WORKLOAD, "--wait", "sample"], env=SAMPLE_ENV)
+    z = None
+    try:
+        pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
+        path = out_path("sample-pid-exit.json")
+        z = Proc([ZTRACE, "leaks", "--sample=32768", "--json", "--top", "0",
+                  "-o", path, "-p", str(pid)])
+        z.wait_for("tracing PID", stream="err")
+        w.send()
+        w.wait_for(r"ZT_SYNC end.*\n")
+        time.sleep(1.5)  # a live check (one a second) after the churn
+        w.send()
+        eq(w.finish(), 0, "workload exit status")
+        eq(z.finish(), 0, "ztrace exit status")
+    finally:
+        for p in (z, w):
+            if p and p.p.poll() is None:
+                p.p.kill()
+    doc = final_doc(path)
+    check(doc["events"]["alloc_samples"] > 10000,
+          "too few samples: %r" % doc["events"])
+    check(doc["sampling"]["live_unverified"] < 100,
+          "samples unverified at the exit: %r" % doc["sampling"])
+    by = {}
+    for leak in doc["leaks"]["top"]:
+        func = leak["frames"][0]["func"] if leak["frames"] else None
+        by[func] = by.get(func, 0) + leak["bytes"]
+    for func, (size, n) in SAMPLE_LEAKS.items():
+        within(by.get(func, 0), size * n, 0.10, "leaked bytes of %s" % func)
+    others = sum(v for f, v in by.items() if f not in SAMPLE_LEAKS)
+    check(others < 0.01 * sum(s * n for s, n in SAMPLE_LEAKS.values()),
+          "freed samples reported live after the exit: %r" % by)
+
+
 def test_sample_small_table_reuses_freed():
     """--sample with a live table of 32 ways and 3000 addresses of samples
     (every block sampled, 2 live at most): the BPF program takes the ways
