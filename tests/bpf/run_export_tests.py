@@ -31,7 +31,7 @@ import xml.etree.ElementTree as ET
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ztest import Skip, check, eq, run_cases  # noqa: E402
+from ztest import Skip, check, eq, run_cases, within  # noqa: E402
 
 ZTRACE, WORKLOAD, LIBDIR = (os.path.abspath(a) for a in sys.argv[1:4])
 ONLY = sys.argv[4:]
@@ -493,6 +493,68 @@ def test_serve_metrics():
         if z and z.poll() is None:
             z.kill()
         eq(w.finish(), 0, "workload exit status")
+
+
+def test_serve_sampled():
+    """serve --sample: estimates under the same names, with their samples;
+    the exact-only series absent; the process's rate put back after."""
+    env = dict(os.environ, ZMALLOC_SAMPLE_SEED="3")
+    w = subprocess.Popen([WORKLOAD, "--wait", "sample"], env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    z = None
+
+    def step(pattern):
+        w.stdin.write("go\n")
+        w.stdin.flush()
+        while True:
+            line = w.stdout.readline()
+            check(line, "the workload ended before %r" % pattern)
+            if re.search(pattern, line):
+                return line
+
+    try:
+        pid = int(re.search(r"pid=(\d+)", w.stdout.readline()).group(1))
+        z, base, err = start_serve(["--sample=32K", "-p", str(pid)])
+        check("serving PID %d" % pid in err, "not serving: %r" % err)
+        step(r"ZT_SYNC end")
+        status, _, text = get(base + "/metrics")
+        eq(status, 200, "GET /metrics")
+        promtool_check(text)
+        m = parse_metrics(text)
+        lab = frozenset({("pid", str(pid)), ("comm", "zt_workload")})
+
+        def val(name, extra=()):
+            key = (name, lab | frozenset(extra))
+            check(key in m, "%s missing: %s" % (name, text[:2000]))
+            return m[key]
+        leaked = 256 * 262144 + 512 * 196608  # leak_sample_a and _b
+        within(val("ztrace_live_bytes"), leaked, 0.10, "live bytes")
+        within(val("ztrace_live_blocks"), 262144 + 196608, 0.10,
+               "live blocks")
+        eq(val("ztrace_sample_mean_bytes"), 32768, "rate in effect")
+        check(val("ztrace_samples_total") > 10000, "samples")
+        check(0 < val("ztrace_live_samples") < val("ztrace_samples_total"),
+              "live samples")
+        blocks = 2796202 + 671088 + 89478 + 22369 + 3355 + 447 + \
+            262144 + 196608
+        within(val("ztrace_allocation_size_bytes_count"), blocks, 0.10,
+               "allocations in the histogram")
+        within(val("ztrace_allocations_total"), blocks, 0.10, "allocations")
+        for name in ("ztrace_reallocs_total", "ztrace_live_usable_bytes",
+                     "ztrace_missed_frees_total"):
+            check(not any(k[0] == name for k in m),
+                  "%s shown in sampled mode" % name)
+        eq(stop(z), 0, "ztrace serve exit status")
+        after = step(r"ZT_SYNC after")
+        check("sampled=0 " in after and "sample_bytes=524288 " in after,
+              "sampling not off, or the rate not put back: %r" % after)
+    finally:
+        if z and z.poll() is None:
+            z.kill()
+        if w.poll() is None:
+            w.kill()
+        w.wait()
 
 
 def test_serve_several_and_all():

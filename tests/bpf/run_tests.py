@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ztest import Skip, check, eq, run_cases  # noqa: E402
+from ztest import Skip, check, eq, run_cases, within  # noqa: E402
 
 ZTRACE, WORKLOAD, LIBDIR = (os.path.abspath(a) for a in sys.argv[1:4])
 ONLY = sys.argv[4:]
@@ -573,12 +573,6 @@ def test_errors_are_actionable():
     check(p.returncode == 0 and "--min-age" in p.stderr, "leaks --help")
     check("--sample[=BYTES]" in p.stderr, "leaks --help lacks --sample")
     fails(["hist", "--sample=lots", "-p", "1"], "invalid --sample")
-
-
-def within(got, want, tol, what):
-    check(abs(got - want) <= tol * want,
-          "%s: estimated %d, true %d (%+.1f%%, allowed %.0f%%)" %
-          (what, got, want, 100.0 * (got - want) / want, 100 * tol))
 
 
 def sample_truth(pairs):

@@ -30,6 +30,13 @@ def eq(got, want, what):
         raise AssertionError("%s: got %r, want %r" % (what, got, want))
 
 
+def within(got, want, tol, what):
+    """An estimate within tol (a fraction) of the truth."""
+    check(abs(got - want) <= tol * want,
+          "%s: estimated %d, true %d (%+.1f%%, allowed %.0f%%)" %
+          (what, got, want, 100.0 * (got - want) / want, 100 * tol))
+
+
 def bpf_unavailable():
     if os.geteuid() != 0:
         return "not root"

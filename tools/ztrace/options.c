@@ -221,7 +221,7 @@ static int parse_scan(const char *arg)
 }
 
 /* --sample[=BYTES]: a whole number of bytes, with an optional K, M or G. */
-static int parse_sample(const char *arg)
+int parse_sample(const char *arg)
 {
 	unsigned long long v;
 	char *end;

@@ -53,6 +53,8 @@ extern struct zt_env env;
 
 /* Returns 0, 1 when help was printed, or -EINVAL after an error message. */
 int parse_options(int argc, char **argv, enum zt_mode mode);
+/* --sample[=BYTES] into env (also for serve's own options). */
+int parse_sample(const char *arg);
 void print_usage(void);
 
 #endif /* ZT_OPTIONS_H */

@@ -6,6 +6,11 @@
  * /metrics in the Prometheus text exposition format, labelled by pid and
  * comm, through libmicrohttpd.
  *
+ * With --sample each target is traced on its sampled probe only (see
+ * --sample in ztrace(8)): every figure but used_memory and RSS is then an
+ * estimate, under the same metric names, with ztrace_samples_total and
+ * ztrace_live_samples beside them to say how many samples are behind it.
+ *
  * Threads: libmicrohttpd answers requests in its own thread; the main
  * thread waits for signals, drops targets that exited and, with --all,
  * attaches to new ones. The target list is under one mutex, held by a
@@ -32,6 +37,7 @@
 
 #include "collect.h"
 #include "elf_info.h"
+#include "estimate.h"
 #include "hist_render.h"
 #include "modes.h"
 #include "options.h"
@@ -39,6 +45,7 @@
 #include "procfs.h"
 #include "probes.h"
 #include "report.h"
+#include "sample_control.h"
 #include "target.h"
 #include "used_memory.h"
 #include "zmalloc_probes.h"
@@ -53,6 +60,7 @@ struct serve_target {
 	struct zt_target t;
 	struct zt_probes p;
 	struct zt_used_memory um;
+	struct zt_sample_ctl sc; /* --sample */
 };
 
 static struct {
@@ -81,6 +89,8 @@ static bool serve_has(pid_t pid)
 static void target_destroy(struct serve_target *st)
 {
 	probes_destroy(&st->p);
+	if (env.sample)
+		sample_ctl_restore(&st->sc, &st->t);
 	target_close(&st->t);
 	free(st);
 }
@@ -96,6 +106,12 @@ static int serve_attach(pid_t pid)
 	target_init(&st->t);
 	probes_init(&st->p);
 	err = target_open_pid(&st->t, pid);
+	if (!err && env.sample) {
+		sample_ctl_init(&st->sc, &st->t, false);
+		sample_ctl_read(&st->sc, &st->t); /* drops before now */
+		if (env.sample_bytes)
+			err = sample_ctl_set(&st->sc, &st->t, env.sample_bytes);
+	}
 	if (!err)
 		err = probes_open(&st->p, st->t.pid, st->t.probe_path, false,
 				  false);
@@ -230,6 +246,8 @@ struct serve_snap {
 	pid_t pid;
 	char labels[128]; /* pid="..",comm=".." */
 	struct zt_snapshot s;
+	struct zt_estimates e; /* --sample: the snapshot's estimates */
+	__u64 mean_bytes; /* --sample: the rate in effect, or 0 */
 };
 
 static void label_value(char *out, size_t len, const char *v)
@@ -250,6 +268,33 @@ static void label_value(char *out, size_t len, const char *v)
 	out[k] = '\0';
 }
 
+/*
+ * --sample: the sampled histograms, estimated, where the exact ones (empty
+ * in sampled mode) would be; count is the estimate of blocks, bytes that
+ * of requested bytes.
+ */
+static void estimated_hists(struct zt_snapshot *s)
+{
+	static const int kinds[][2] = {
+		{ ZT_HIST_ALLOC, ZT_SHIST_ALLOC },
+		{ ZT_HIST_FREE, ZT_SHIST_FREE },
+	};
+	size_t k;
+	int b;
+
+	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+			const struct zt_sample_slot *in =
+				&s->shist[kinds[k][1]][b];
+			struct zt_hist_slot *out = &s->hist[kinds[k][0]][b];
+
+			out->count = est_count((__s64)in->count_milli);
+			out->bytes = in->weight;
+			out->frag = 0;
+		}
+	}
+}
+
 static int snap_one(struct serve_target *st, struct serve_snap *out)
 {
 	char comm[80];
@@ -262,6 +307,12 @@ static int snap_one(struct serve_target *st, struct serve_snap *out)
 	out->s.used_memory_err =
 		used_memory_read(&st->um, &st->t, &out->s.used_memory);
 	out->s.rss_err = proc_rss(st->t.pid, &out->s.rss);
+	if (env.sample) {
+		estimate_totals(&out->s, &out->e);
+		estimated_hists(&out->s);
+		if (!sample_ctl_read(&st->sc, &st->t))
+			out->mean_bytes = st->sc.mean_bytes;
+	}
 	out->pid = st->t.pid;
 	label_value(comm, sizeof(comm), st->t.comm);
 	snprintf(out->labels, sizeof(out->labels), "pid=\"%d\",comm=\"%s\"",
@@ -275,83 +326,120 @@ static void family(FILE *f, const char *name, const char *type,
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-typedef bool (*value_fn)(const struct zt_snapshot *s, double *v);
+/* A metric's value for one target; false: none (no sample shown). */
+typedef bool (*value_fn)(const struct serve_snap *n, double *v);
 
-static bool v_used(const struct zt_snapshot *s, double *v)
+static bool v_used(const struct serve_snap *n, double *v)
 {
-	*v = s->used_memory;
-	return !s->used_memory_err;
+	*v = n->s.used_memory;
+	return !n->s.used_memory_err;
 }
 
-static bool v_rss(const struct zt_snapshot *s, double *v)
+static bool v_rss(const struct serve_snap *n, double *v)
 {
-	*v = s->rss;
-	return !s->rss_err;
+	*v = n->s.rss;
+	return !n->s.rss_err;
 }
 
-static bool v_frag(const struct zt_snapshot *s, double *v)
+static bool v_frag(const struct serve_snap *n, double *v)
 {
+	const struct zt_snapshot *s = &n->s;
+
 	if (s->used_memory_err || s->rss_err || s->used_memory <= 0)
 		return false;
 	*v = (double)s->rss / s->used_memory;
 	return true;
 }
 
-#define SERVE_VALUE(fn, expr)                                  \
-	static bool fn(const struct zt_snapshot *s, double *v) \
-	{                                                      \
-		*v = (expr);                                   \
-		return true;                                   \
+#define SERVE_VALUE(fn, expr)                                 \
+	static bool fn(const struct serve_snap *n, double *v) \
+	{                                                     \
+		const struct zt_snapshot *s = &n->s;          \
+                                                              \
+		(void)s;                                      \
+		*v = (expr);                                  \
+		return true;                                  \
 	}
 
-SERVE_VALUE(v_live_bytes, s->d.live_bytes)
-SERVE_VALUE(v_live_usable, s->d.live_usable)
-SERVE_VALUE(v_live_blocks, s->d.live_blocks)
-SERVE_VALUE(v_allocs, s->d.allocs)
-SERVE_VALUE(v_frees, s->d.frees)
-SERVE_VALUE(v_reallocs, s->c.reallocs)
+/* Exact figures, or with --sample their estimates (see estimate.h). */
+SERVE_VALUE(v_live_bytes, env.sample ? n->e.live_bytes : s->d.live_bytes)
+SERVE_VALUE(v_live_blocks,
+	    env.sample ? (double)n->e.live_blocks : (double)s->d.live_blocks)
+SERVE_VALUE(v_allocs, env.sample ? n->e.allocs : s->d.allocs)
+SERVE_VALUE(v_frees, env.sample ? n->e.frees : s->d.frees)
 SERVE_VALUE(v_ooms, s->c.ooms)
+SERVE_VALUE(v_complete, !report_incomplete(s))
+/* Exact mode only: sampled mode does not see these. */
+SERVE_VALUE(v_live_usable, s->d.live_usable)
+SERVE_VALUE(v_reallocs, s->c.reallocs)
 SERVE_VALUE(v_untracked, s->c.untracked_frees)
 SERVE_VALUE(v_missed, s->c.missed_frees)
-SERVE_VALUE(v_complete, !report_incomplete(s))
+/* --sample only: what the estimates rest on. */
+SERVE_VALUE(v_samples, n->e.alloc_samples)
+SERVE_VALUE(v_live_samples, n->e.live_samples)
+
+static bool v_mean_bytes(const struct serve_snap *n, double *v)
+{
+	*v = n->mean_bytes;
+	return n->mean_bytes != 0;
+}
+
+#define SERVE_EXACT 1U
+#define SERVE_SAMPLED 2U
+#define SERVE_BOTH (SERVE_EXACT | SERVE_SAMPLED)
 
 struct serve_metric {
 	const char *name;
 	const char *type;
 	const char *help;
 	value_fn fn;
+	unsigned int modes; /* SERVE_EXACT, SERVE_SAMPLED: where it is shown */
 };
 
 static const struct serve_metric metrics[] = {
 	{ "ztrace_used_memory_bytes", "gauge",
-	  "zmalloc_used_memory() of the process, read from outside it",
-	  v_used },
+	  "zmalloc_used_memory() of the process, read from outside it", v_used,
+	  SERVE_BOTH },
 	{ "ztrace_rss_bytes", "gauge", "Resident set size of the process",
-	  v_rss },
+	  v_rss, SERVE_BOTH },
 	{ "ztrace_fragmentation_ratio", "gauge", "RSS divided by used_memory",
-	  v_frag },
+	  v_frag, SERVE_BOTH },
 	{ "ztrace_live_bytes", "gauge",
-	  "Requested bytes of the blocks allocated since attach and still live",
-	  v_live_bytes },
+	  "Requested bytes of the blocks allocated since attach and still live (estimated with --sample)",
+	  v_live_bytes, SERVE_BOTH },
 	{ "ztrace_live_usable_bytes", "gauge",
 	  "Usable bytes of the blocks allocated since attach and still live",
-	  v_live_usable },
+	  v_live_usable, SERVE_EXACT },
 	{ "ztrace_live_blocks", "gauge",
-	  "Blocks allocated since attach and still live", v_live_blocks },
+	  "Blocks allocated since attach and still live (estimated with --sample)",
+	  v_live_blocks, SERVE_BOTH },
 	{ "ztrace_allocations_total", "counter",
-	  "Allocations (alloc probe hits) since attach", v_allocs },
-	{ "ztrace_frees_total", "counter", "Frees since attach", v_frees },
+	  "Allocations since attach (estimated with --sample)", v_allocs,
+	  SERVE_BOTH },
+	{ "ztrace_frees_total", "counter",
+	  "Frees since attach (estimated with --sample)", v_frees, SERVE_BOTH },
 	{ "ztrace_reallocs_total", "counter", "Reallocs since attach",
-	  v_reallocs },
+	  v_reallocs, SERVE_EXACT },
 	{ "ztrace_ooms_total", "counter", "Failed allocations since attach",
-	  v_ooms },
+	  v_ooms, SERVE_BOTH },
 	{ "ztrace_untracked_frees_total", "counter",
-	  "Frees of blocks allocated before attach or not tracked",
-	  v_untracked },
+	  "Frees of blocks allocated before attach or not tracked", v_untracked,
+	  SERVE_EXACT },
 	{ "ztrace_missed_frees_total", "counter",
-	  "Frees seen late: an address reused while still tracked", v_missed },
+	  "Frees seen late: an address reused while still tracked", v_missed,
+	  SERVE_EXACT },
 	{ "ztrace_complete", "gauge",
-	  "1 when nothing was dropped since attach, else 0", v_complete },
+	  "1 when nothing was dropped since attach, else 0", v_complete,
+	  SERVE_BOTH },
+	{ "ztrace_samples_total", "counter",
+	  "Samples since attach, behind every estimate", v_samples,
+	  SERVE_SAMPLED },
+	{ "ztrace_live_samples", "gauge",
+	  "Samples still live, behind the live estimates", v_live_samples,
+	  SERVE_SAMPLED },
+	{ "ztrace_sample_mean_bytes", "gauge",
+	  "Mean bytes allocated between samples in the process", v_mean_bytes,
+	  SERVE_SAMPLED },
 };
 
 static void write_simple(FILE *f, const struct serve_metric *m,
@@ -360,9 +448,11 @@ static void write_simple(FILE *f, const struct serve_metric *m,
 	double x;
 	size_t i;
 
+	if (!(m->modes & (env.sample ? SERVE_SAMPLED : SERVE_EXACT)))
+		return;
 	family(f, m->name, m->type, m->help);
 	for (i = 0; i < n; i++)
-		if (m->fn(&v[i].s, &x))
+		if (m->fn(&v[i], &x))
 			fprintf(f, "%s{%s} %.17g\n", m->name, v[i].labels, x);
 }
 
@@ -582,11 +672,18 @@ static void serve_help(void)
 		"  -p, --pid PID        a process to trace; repeat, or PID,PID...\n"
 		"  -a, --all            every process that maps libzmalloc, looked\n"
 		"                       for again every 5 s\n"
-		"      --max-blocks N   size each live table for N blocks (default %u)\n"
+		"      --max-blocks N   size each live table for N blocks (default %u;\n"
+		"                       %u samples with --sample)\n"
+		"      --sample[=BYTES] production mode: trace the sampled probe only,\n"
+		"                       about one block per BYTES allocated (default:\n"
+		"                       each process's own rate); every figure but\n"
+		"                       used_memory and RSS is then an estimate, with\n"
+		"                       ztrace_samples_total and ztrace_live_samples\n"
 		"  -v, --verbose        libbpf messages (twice: debug)\n"
 		"  -h, --help           this text\n"
 		"\nSee ztrace(8).\n",
-		SERVE_DEFAULT_LISTEN, ZT_DEFAULT_MAX_BLOCKS);
+		SERVE_DEFAULT_LISTEN, ZT_DEFAULT_MAX_BLOCKS,
+		ZT_DEFAULT_MAX_SAMPLES);
 }
 
 static int add_pids(const char *arg)
@@ -621,6 +718,7 @@ static int serve_options(int argc, char **argv)
 		{ "pid", required_argument, NULL, 'p' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "max-blocks", required_argument, NULL, 'B' },
+		{ "sample", optional_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -654,6 +752,10 @@ static int serve_options(int argc, char **argv)
 			}
 			env.max_blocks = v;
 			break;
+		case 'S':
+			if (parse_sample(optarg))
+				return -EINVAL;
+			break;
 		case 'v':
 			env.verbose++;
 			break;
@@ -666,7 +768,8 @@ static int serve_options(int argc, char **argv)
 		}
 	}
 	if (!env.max_blocks)
-		env.max_blocks = ZT_DEFAULT_MAX_BLOCKS;
+		env.max_blocks = env.sample ? ZT_DEFAULT_MAX_SAMPLES :
+					      ZT_DEFAULT_MAX_BLOCKS;
 	if (optind < argc) {
 		p_err("ztrace serve takes no command: trace running processes with -p PID or --all");
 		return -EINVAL;
