@@ -23,7 +23,7 @@ ZS_PROG_LIBS := -L$(LIBDIR) -lzmalloc -Wl,-rpath,$(abspath $(LIBDIR)) -lpthread
 ZS_TOOL_CFLAGS := -O2 -g -std=gnu11 -D_GNU_SOURCE $(CFLAGS_WARN) -Itools/scan
 
 ZS_TEST_PROGS := $(ZS_OUT)/tests/leaky $(ZS_OUT)/tests/churn \
-	$(ZS_OUT)/tests/scan_cli
+	$(ZS_OUT)/tests/mover $(ZS_OUT)/tests/scan_cli
 ZS_BENCH_PROGS := $(ZS_OUT)/bench/bench_scan $(ZS_OUT)/bench/bench_scan_heap
 
 .PHONY: zscan test-scan bench-scan
@@ -39,7 +39,8 @@ $(ZS_LIB): $(ZS_OBJS)
 	$(if $(Q),@echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(ZS_OUT)/tests/leaky $(ZS_OUT)/tests/churn: $(ZS_OUT)/tests/%: tests/scan/%.c | lib
+$(ZS_OUT)/tests/leaky $(ZS_OUT)/tests/churn $(ZS_OUT)/tests/mover: \
+		$(ZS_OUT)/tests/%: tests/scan/%.c | lib
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZS_PROG_CFLAGS) $< -o $@ $(ZS_PROG_LIBS)

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_scan.c - times zscan on a running target, the three modes side by
- * side: stop-the-world, concurrent (soft-dirty) and fork snapshot.
+ * side: stop-the-world, concurrent (with the write tracker it finds) and
+ * fork snapshot.
  *
- *   bench_scan PID CANDS_FILE ROUNDS
+ *   bench_scan PID CANDS_FILE ROUNDS [MODES]
  *
- * CANDS_FILE holds struct { u64 addr, usable, req; } per block. Prints one
- * line per scan: "scan MODE ROUND pause_ns total_ns scanned_bytes
- * stopped_bytes threads fork_ns" and, for the last scan of each mode,
- * "class MODE NAME BLOCKS BYTES".
+ * CANDS_FILE holds struct { u64 addr, usable, req; } per block. MODES is a
+ * comma-separated list of stw, concurrent and snapshot (default: all
+ * three, in that order). Prints one line per scan: "scan MODE ROUND
+ * pause_ns total_ns scanned_bytes stopped_bytes threads fork_ns
+ * dirty_bytes preclean_bytes TRACKER" and, for the last scan of each
+ * mode, "class MODE NAME BLOCKS BYTES".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +36,15 @@ static void on_log(void *arg, const char *fmt, va_list ap)
 
 static void print(const char *mode, int r, const struct zscan_stats *st)
 {
-	printf("scan %s %d %llu %llu %llu %llu %u %llu\n", mode, r,
+	printf("scan %s %d %llu %llu %llu %llu %u %llu %llu %llu %s\n", mode, r,
 	       (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
 	       (unsigned long long)st->stopped_bytes, st->threads,
-	       (unsigned long long)st->fork_ns);
+	       (unsigned long long)st->fork_ns,
+	       (unsigned long long)st->dirty_bytes,
+	       (unsigned long long)st->preclean_bytes,
+	       zscan_tracker_name(st->tracker));
 	fflush(stdout);
 }
 
@@ -50,24 +56,59 @@ static void classes(const char *mode, const struct zscan_stats *st)
 		       (unsigned long long)st->bytes[c]);
 }
 
-int main(int argc, char **argv)
+/* Rounds of one mode; 0, or 1 after saying what failed. */
+static int run(const char *mode, pid_t pid, struct zscan_block *b, size_t n,
+	       int rounds)
 {
 	struct zscan_opts o = { .sz = sizeof(o), .log = on_log };
-	struct zscan_block *b;
+	struct zscan_ctx *ctx = NULL;
 	struct zscan_stats st;
-	struct zscan_ctx *ctx;
+	int err = 0;
+
+	if (strcmp(mode, "stw") && strcmp(mode, "concurrent") &&
+	    strcmp(mode, "snapshot")) {
+		fprintf(stderr, "bench_scan: no mode %s\n", mode);
+		return 1;
+	}
+	if (!strcmp(mode, "snapshot"))
+		o.flags |= ZSCAN_F_SNAPSHOT;
+	if (strcmp(mode, "stw"))
+		err = zscan_ctx_new(pid, &o, &ctx);
+	for (int i = 0; !err && i < rounds; i++) {
+		err = ctx ? zscan_ctx_scan(ctx, b, n, &st) :
+			    zscan_scan(pid, b, n, &o, &st);
+		if (!err)
+			print(mode, i, &st);
+	}
+	zscan_ctx_free(ctx);
+	if (err) {
+		fprintf(stderr, "bench_scan: %s scan of %d failed: %s\n", mode,
+			(int)pid, strerror(-err));
+		return 1;
+	}
+	classes(mode, &st);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char modes[64] = "stw,concurrent,snapshot", *mode, *save;
+	struct zscan_block *b;
 	struct rec r;
 	size_t n = 0, cap = 1 << 20;
-	int rounds, err;
+	int rounds, err = 0;
 	FILE *fp;
 	pid_t pid;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: bench_scan PID CANDS_FILE ROUNDS\n");
+	if (argc != 4 && argc != 5) {
+		fprintf(stderr,
+			"usage: bench_scan PID CANDS_FILE ROUNDS [MODES]\n");
 		return 2;
 	}
 	pid = atoi(argv[1]);
 	rounds = atoi(argv[3]);
+	if (argc == 5)
+		snprintf(modes, sizeof(modes), "%s", argv[4]);
 	fp = fopen(argv[2], "r");
 	b = malloc(cap * sizeof(*b));
 	if (!fp || !b) {
@@ -89,44 +130,9 @@ int main(int argc, char **argv)
 	}
 	fclose(fp);
 	printf("blocks %zu\n", n);
-	for (int i = 0; i < rounds; i++) {
-		err = zscan_scan(pid, b, n, &o, &st);
-		if (err) {
-			fprintf(stderr, "bench_scan: scan of %d failed: %s\n",
-				(int)pid, strerror(-err));
-			return 1;
-		}
-		print("stw", i, &st);
-	}
-	classes("stw", &st);
-	err = zscan_ctx_new(pid, &o, &ctx);
-	for (int i = 0; !err && i < rounds; i++) {
-		err = zscan_ctx_scan(ctx, b, n, &st);
-		if (!err)
-			print("concurrent", i, &st);
-	}
-	if (err) {
-		fprintf(stderr,
-			"bench_scan: concurrent scan of %d failed: %s\n",
-			(int)pid, strerror(-err));
-		return 1;
-	}
-	classes("concurrent", &st);
-	zscan_ctx_free(ctx);
-	o.flags |= ZSCAN_F_SNAPSHOT;
-	err = zscan_ctx_new(pid, &o, &ctx);
-	for (int i = 0; !err && i < rounds; i++) {
-		err = zscan_ctx_scan(ctx, b, n, &st);
-		if (!err)
-			print("snapshot", i, &st);
-	}
-	if (err) {
-		fprintf(stderr, "bench_scan: snapshot scan of %d failed: %s\n",
-			(int)pid, strerror(-err));
-		return 1;
-	}
-	classes("snapshot", &st);
-	zscan_ctx_free(ctx);
+	for (mode = strtok_r(modes, ",", &save); mode && !err;
+	     mode = strtok_r(NULL, ",", &save))
+		err = run(mode, pid, b, n, rounds);
 	free(b);
-	return 0;
+	return err;
 }

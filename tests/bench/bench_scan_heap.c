@@ -11,14 +11,21 @@
  *
  * The candidates (every block, as ztrace would know them) go to
  * CANDS_FILE as struct { u64 addr, usable, req; }. "wait": a thread keeps
- * writing into values (a busy server) until stdin closes; "exit": exit at
+ * writing into entries (a busy server) until stdin closes; "exit": exit at
  * once, for valgrind to judge the same heap.
+ *
+ * The writer goes as fast as it can (millions of writes a second, all over
+ * the heap: within half a second it has written most of its pages), or,
+ * after a line "rate N" on stdin, N writes a second, spread evenly (a
+ * server doing N updates a second to random keys); "rate 0" is full speed
+ * again. Each rate line is answered "rate N".
  */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zmalloc.h"
@@ -49,6 +56,7 @@ static size_t live;
 struct entry ***tables; /* extern: a root */
 static size_t ntables;
 static volatile int stop;
+static volatile long rate; /* writes a second; 0: as fast as it can */
 
 static uint64_t rnd(void)
 {
@@ -141,26 +149,48 @@ static void build(size_t bytes)
 	}
 }
 
+/* Sleeps until the next batch of writes is due at the current rate. */
+static void pace(struct timespec *due, long batch)
+{
+	long r = rate;
+
+	if (!r) {
+		clock_gettime(CLOCK_MONOTONIC, due);
+		return;
+	}
+	due->tv_nsec += batch * 1000000000L / r;
+	while (due->tv_nsec >= 1000000000L) {
+		due->tv_nsec -= 1000000000L;
+		due->tv_sec++;
+	}
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, due, NULL);
+}
+
 /* A busy server: keeps writing counters into entries. */
 static void *mutator(void *arg)
 {
+	struct timespec due;
 	uint64_t s = 1;
 
+	clock_gettime(CLOCK_MONOTONIC, &due);
 	while (!stop) {
-		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-		struct entry **b = tables[(s >> 33) % ntables];
-		struct entry *e = b[(s >> 13) % BUCKETS_PER_ARRAY];
+		for (int i = 0; i < 64; i++) {
+			s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+			struct entry **b = tables[(s >> 33) % ntables];
+			struct entry *e = b[(s >> 13) % BUCKETS_PER_ARRAY];
 
-		if (e)
-			e->hits++;
+			if (e)
+				e->hits++;
+		}
+		pace(&due, 64);
 	}
 	return arg;
 }
 
 int main(int argc, char **argv)
 {
+	char line[64];
 	pthread_t t;
-	char c;
 
 	if (argc != 4) {
 		fprintf(stderr,
@@ -179,8 +209,12 @@ int main(int argc, char **argv)
 	pthread_create(&t, NULL, mutator, NULL);
 	printf("ready %d %zu\n", (int)getpid(), ntables);
 	fflush(stdout);
-	while (read(0, &c, 1) > 0)
-		;
+	while (fgets(line, sizeof(line), stdin)) {
+		if (sscanf(line, "rate %ld", &rate) == 1) {
+			printf("rate %ld\n", rate);
+			fflush(stdout);
+		}
+	}
 	stop = 1;
 	pthread_join(t, NULL);
 	return 0;

@@ -138,6 +138,7 @@ class Suite:
         self.cli = os.path.join(self.b, "tests", "scan_cli")
         self.leaky = os.path.join(self.b, "tests", "leaky")
         self.churn = os.path.join(self.b, "tests", "churn")
+        self.mover = os.path.join(self.b, "tests", "mover")
 
     def cand_file(self, target):
         path = os.path.join(self.tmp, "cands.%d" % target.pid)
@@ -152,20 +153,7 @@ class Suite:
         if r.returncode != 0:
             raise Fail("scan_cli %s failed: %s" % (" ".join(opts),
                                                   r.stderr.strip()))
-        blks = [l.split(None, 2) for l in r.stdout.splitlines()
-                if l.startswith("blk ")]
-        verdict = {}
-        for _, addr, rest in blks:
-            cls, tag = rest.rsplit(" ", 1)
-            verdict[int(addr, 16)] = cls
-        stats = [dict(kv.split("=") for kv in l.split()[1:])
-                 for l in r.stdout.splitlines() if l.startswith("stats ")]
-        classes = {}
-        for l in r.stdout.splitlines():
-            m = re.match(r"class (.+) (\d+) (\d+)$", l)
-            if m:
-                classes[m.group(1)] = (int(m.group(2)), int(m.group(3)))
-        return verdict, stats, classes, r.stderr
+        return parse_cli(r.stdout) + (r.stderr,)
 
     def expect_leaky(self, target, verdict):
         bad = []
@@ -357,6 +345,212 @@ class Suite:
               "scan of a dead pid: %d %s" % (r.returncode, r.stderr))
 
 
+    # ------------------------------------------------- write tracker
+    MOVER_SAYS = {"hide": "hidden", "reveal": "revealed",
+                  "remap": "remapped"}
+
+    def mover_do(self, t, what):
+        ans = t.ask(what)
+        check(ans == self.MOVER_SAYS[what],
+              "mover answered %r to %s" % (ans, what))
+
+    def tracked_scans(self, t, action, at=0, rounds=2):
+        """Concurrent scans of a mover: "hide" before each; action (a
+        mover command) while the target runs, once the pass is done
+        (at=0) or after round `at` of precleaning. Verdicts of the last
+        scan, stats, stderr."""
+        cf = self.cand_file(t)
+        s = subprocess.Popen([self.cli, "-c", "-R", "-P", "-n",
+                              str(rounds), str(t.pid), cf],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        out, done = [], set()
+        try:
+            for line in s.stdout:
+                f = line.split()
+                if f[0] == "round":
+                    self.mover_do(t, "hide")
+                elif f[0] == "passed" and int(f[2]) == at and action:
+                    self.mover_do(t, action)
+                    done.add(int(f[1]))
+                elif f[0] not in ("passed",):
+                    out.append(line)
+                    continue
+                s.stdin.write("go\n")
+                s.stdin.flush()
+            s.wait(60)
+        finally:
+            if s.poll() is None:
+                s.kill()
+                s.wait()
+        err = s.stderr.read()
+        check(s.returncode == 0, "scan_cli failed: %s" % err.strip())
+        check(not action or done == set(range(rounds)),
+              "%s done in scans %s of %d: no precleaning round %d?" %
+              (action, sorted(done), rounds, at))
+        verdict, stats, _ = parse_cli("".join(out))
+        check(len(stats) == rounds, "%d scans of %d" % (len(stats), rounds))
+        return verdict, stats, err
+
+    def mover_verdicts(self, t, verdict):
+        """The moved block's verdict, and the heap blocks' classes."""
+        moved = [int(c[1], 16) for c in t.cands() if c[4] == "moved"]
+        heap = [int(c[1], 16) for c in t.cands() if c[4] == "heap"]
+        return verdict.get(moved[0]), {verdict.get(a) for a in heap}
+
+    def test_scan_tracker_idle_heap_rescans_little(self):
+        t = Target([self.mover, "-m", "64"], self.tmp)
+        try:
+            verdict, stats, _, _ = self.scan(t, "-c", "-n", "2")
+            moved, heap = self.mover_verdicts(t, verdict)
+            # Hidden all along: lost (so the cases below, which find it,
+            # find it only where the tracker shows them the store).
+            check(moved == "definitely lost", "moved block: %s" % moved)
+            check(heap == {"still reachable"}, "heap blocks: %s" % heap)
+            for st in stats:
+                check(st["tracker"] == "uffd-wp", "tracker %s" %
+                      st["tracker"])
+                # 64 MiB of heap, idle: the stop rescans stacks, little else.
+                check(int(st["dirty"]) < 1 << 20 and
+                      int(st["stopped"]) < 1 << 20,
+                      "the stop rescanned %s bytes (%s written) of an "
+                      "idle 64 MiB heap" % (st["stopped"], st["dirty"]))
+            print("    stop rescanned %s bytes of 64 MiB, pause %.2f ms" %
+                  (stats[-1]["stopped"], int(stats[-1]["pause_ns"]) / 1e6))
+            check_free(t.pid)
+            check_unregistered(t.pid)
+        finally:
+            check(t.finish() == 0, "mover failed")
+
+    def test_scan_tracker_sees_store_after_pass(self):
+        # Stored once the pass is done (precleaning finds it), or once
+        # precleaning is done too (only the stop can find it).
+        for at in (0, 1):
+            t = Target([self.mover, "-m", "16"], self.tmp)
+            try:
+                verdict, stats, _ = self.tracked_scans(t, "reveal", at)
+                moved, heap = self.mover_verdicts(t, verdict)
+                check(moved == "still reachable",
+                      "moved block, stored into a page the pass had read "
+                      "(after round %d): %s" % (at, moved))
+                check(heap == {"still reachable"}, "heap blocks: %s" %
+                      heap)
+                for st in stats:
+                    # Asleep otherwise: precleaning finds that page (and
+                    # the one the kernel writes as it wakes the thread,
+                    # rseq's), or nothing at all.
+                    pre = int(st["preclean"])
+                    check(st["tracker"] == "uffd-wp" and
+                          (4096 <= pre <= 65536 if at == 0 else pre == 0) and
+                          int(st["dirty"]) < 1 << 20,
+                          "tracker %s, %s bytes written, %s precleaned" %
+                          (st["tracker"], st["dirty"], st["preclean"]))
+                check_free(t.pid)
+                check_unregistered(t.pid)
+            finally:
+                check(t.finish() == 0, "mover failed")
+
+    def test_scan_tracker_sees_replaced_mapping(self):
+        t = Target([self.mover, "-m", "4"], self.tmp)
+        try:
+            verdict, stats, _ = self.tracked_scans(t, "remap", 1)
+            moved, _ = self.mover_verdicts(t, verdict)
+            check(moved == "still reachable",
+                  "moved block, in a file mapping put in place of one the "
+                  "pass had read: %s" % moved)
+            check(all(st["tracker"] == "uffd-wp" for st in stats),
+                  "trackers %s" % [st["tracker"] for st in stats])
+            check_free(t.pid)
+            check_unregistered(t.pid)
+        finally:
+            check(t.finish() == 0, "mover failed")
+
+    def test_scan_tracker_target_own_userfaultfd(self):
+        t = Target([self.mover, "-u", "-m", "4"], self.tmp)
+        try:
+            # Were its mapping write-protected by us, the store would hang.
+            verdict, stats, err = self.tracked_scans(t, "reveal")
+            moved, _ = self.mover_verdicts(t, verdict)
+            check(moved == "still reachable", "moved block: %s" % moved)
+            check("cannot be write-protected" in err,
+                  "no word of the untracked mapping: %s" % err.strip())
+            for st in stats:
+                check(st["tracker"] == "uffd-wp" and
+                      int(st["dirty"]) >= 2 << 20,  # mover.c's SLOT_MAP
+                      "tracker %s, %s bytes written: the mapping it holds "
+                      "is not rescanned whole" % (st["tracker"],
+                                                   st["dirty"]))
+            check_free(t.pid)
+            check(uffd_left(t.pid) == (1, 1),
+                  "its own userfaultfd: %s fds, %s mappings" %
+                  uffd_left(t.pid))
+        finally:
+            check(t.finish() == 0, "mover failed")
+
+    def test_scan_tracker_falls_back_without_injection(self):
+        t = Target([self.mover, "-s", "-m", "16"], self.tmp)
+        try:
+            verdict, stats, err = self.tracked_scans(t, "reveal")
+            moved, heap = self.mover_verdicts(t, verdict)
+            check(moved == "still reachable", "moved block: %s" % moved)
+            check(heap == {"still reachable"}, "heap blocks: %s" % heap)
+            check("no write tracking for process %d" % t.pid in err and
+                  "seccomp" in err, "no word of the fallback: %s" %
+                  err.strip())
+            for st in stats:
+                check(st["tracker"] == "none" and
+                      int(st["dirty"]) >= 16 << 20,
+                      "tracker %s, %s bytes rescanned" % (st["tracker"],
+                                                          st["dirty"]))
+            check_free(t.pid)
+            check_unregistered(t.pid)
+        finally:
+            check(t.finish() == 0, "mover failed")
+
+    def test_scan_tracker_unprivileged_target(self):
+        # UFFD_USER_MODE_ONLY: allowed to nobody, whatever the sysctl.
+        if not shutil.which("setpriv"):
+            raise Skip("setpriv not installed")
+        t = Target(["setpriv", "--reuid=65534", "--regid=65534",
+                    "--clear-groups", self.mover, "-m", "4"], self.tmp)
+        try:
+            verdict, stats, err = self.tracked_scans(t, "reveal", 1)
+            moved, _ = self.mover_verdicts(t, verdict)
+            check(moved == "still reachable", "moved block: %s" % moved)
+            check(all(st["tracker"] == "uffd-wp" for st in stats),
+                  "trackers %s: %s" % ([st["tracker"] for st in stats],
+                                       err.strip()))
+            check_free(t.pid)
+            check_unregistered(t.pid)
+        finally:
+            check(t.finish() == 0, "mover failed")
+
+    def test_scan_tracker_sigkill_scanner_leaves_nothing(self):
+        t = Target([self.mover, "-m", "4"], self.tmp)
+        cf = self.cand_file(t)
+        try:
+            # Killed at the stop, then while the pass is done and the
+            # target runs: the kernel unregisters all with our fd.
+            for opts, said in ((["-H", "10000"], "stopped"),
+                               (["-P"], "passed 0")):
+                s = subprocess.Popen([self.cli, "-c", *opts, str(t.pid), cf],
+                                     stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                line = s.stdout.readline()
+                check(line.startswith(said), "scanner said %r" % line)
+                fds, uw = uffd_left(t.pid)
+                check(fds == 0 and uw > 0,
+                      "while tracked: %d userfaultfds in the target, %d "
+                      "mappings registered" % (fds, uw))
+                s.kill()
+                s.wait(5)
+                check_free(t.pid)
+                check_unregistered(t.pid)
+                check(t.ask("ping") == "pong", "target does not answer")
+        finally:
+            check(t.finish() == 0, "mover failed")
+
     # ------------------------------------------------- fork snapshot
     def snap_children(self, out):
         """The snapshot children a scan_cli -S run reported."""
@@ -528,6 +722,51 @@ class Suite:
             check(t.ask("ping") == "pong", "target does not answer")
         finally:
             check(t.finish() == 0, "leaky failed")
+
+
+def parse_cli(out):
+    """scan_cli's verdicts by address, stats per scan, classes."""
+    verdict = {}
+    for l in out.splitlines():
+        if l.startswith("blk "):
+            _, addr, rest = l.split(None, 2)
+            verdict[int(addr, 16)] = rest.rsplit(" ", 1)[0]
+    stats = [dict(kv.split("=") for kv in l.split()[1:])
+             for l in out.splitlines() if l.startswith("stats ")]
+    classes = {}
+    for l in out.splitlines():
+        m = re.match(r"class (.+) (\d+) (\d+)$", l)
+        if m:
+            classes[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    return verdict, stats, classes
+
+
+def uffd_left(pid):
+    """userfaultfds in the target's fd table, mappings registered."""
+    fds = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        fds += link == "anon_inode:[userfaultfd]"
+    with open("/proc/%d/smaps" % pid) as f:
+        uw = sum(1 for l in f if l.startswith("VmFlags:") and
+                 " uw" in l.split(":", 1)[1] + " ")
+    return fds, uw
+
+
+def check_unregistered(pid):
+    """No userfaultfd of ours in the target, nor anything registered."""
+    deadline = time.monotonic() + 2
+    while True:
+        fds, uw = uffd_left(pid)
+        if not fds and not uw:
+            return
+        if time.monotonic() > deadline:
+            raise Fail("pid %d keeps %d userfaultfd(s), %d mapping(s) "
+                       "registered" % (pid, fds, uw))
+        time.sleep(0.01)
 
 
 def parse_valgrind(text):

@@ -3,7 +3,7 @@
  * scan_cli.c - drives zscan for the tests: scans PID with the candidates
  * listed in FILE ("cand ADDR REQ USABLE TAG ..." lines, as leaky prints).
  *
- *   scan_cli [-cNs] [-n SCANS] [-H MS] [-S MS] PID FILE
+ *   scan_cli [-cNPRs] [-n SCANS] [-H MS] [-S MS] PID FILE
  *
  *   -c      concurrent mode (one context for all the scans)
  *   -s      fork snapshot (ZSCAN_F_SNAPSHOT), in either mode
@@ -13,6 +13,11 @@
  *   -H MS   hold the target stopped MS milliseconds, after printing
  *           "stopped" (the signal and SIGKILL tests)
  *   -N      no copy of the heap: read block by block
+ *   -R      before each scan, print "round R" and wait for a line on stdin
+ *   -P      concurrent: once the running pass is done, and after each
+ *           round of precleaning, print "passed R K" (scan R, round K: 0
+ *           for the pass) and wait for a line on stdin (the tracker tests:
+ *           the target writes meanwhile)
  *
  * Prints "blk ADDR CLASS TAG" per block, "class NAME BLOCKS BYTES" per
  * class and one "stats ..." line per scan.
@@ -33,6 +38,7 @@ struct cand_file {
 };
 
 static int hold_ms;
+static int round_now;
 
 static void on_log(void *arg, const char *fmt, va_list ap)
 {
@@ -58,6 +64,22 @@ static void on_snapshot(void *arg, pid_t pid, pid_t child)
 	printf("snapshot %d %d\n", (int)pid, (int)child);
 	fflush(stdout);
 	nanosleep(&ts, NULL);
+}
+
+/* A line on stdin: the test's go-ahead. */
+static void wait_line(void)
+{
+	char line[64];
+
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		exit(3);
+}
+
+static void on_passed(void *arg, pid_t pid, unsigned int round)
+{
+	printf("passed %d %u\n", round_now, round);
+	wait_line();
 }
 
 static int read_cands(const char *path, struct cand_file *cf)
@@ -102,7 +124,8 @@ static void print_stats(const struct zscan_stats *st, int round)
 {
 	printf("stats round=%d pause_ns=%llu total_ns=%llu scanned=%llu "
 	       "root=%llu stopped=%llu unreadable=%llu dirty=%llu "
-	       "threads=%u fork_ns=%llu reap_ns=%llu\n",
+	       "threads=%u fork_ns=%llu reap_ns=%llu tracker=%s "
+	       "preclean=%llu\n",
 	       round, (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
@@ -110,8 +133,9 @@ static void print_stats(const struct zscan_stats *st, int round)
 	       (unsigned long long)st->stopped_bytes,
 	       (unsigned long long)st->unreadable_bytes,
 	       (unsigned long long)st->dirty_bytes, st->threads,
-	       (unsigned long long)st->fork_ns,
-	       (unsigned long long)st->reap_ns);
+	       (unsigned long long)st->fork_ns, (unsigned long long)st->reap_ns,
+	       zscan_tracker_name(st->tracker),
+	       (unsigned long long)st->preclean_bytes);
 }
 
 int main(int argc, char **argv)
@@ -120,10 +144,10 @@ int main(int argc, char **argv)
 	struct zscan_ctx *ctx = NULL;
 	struct zscan_stats st;
 	struct cand_file cf = { 0 };
-	int opt, scans = 1, concurrent = 0, err = 0;
+	int opt, scans = 1, concurrent = 0, rounds = 0, err = 0;
 	pid_t pid;
 
-	while ((opt = getopt(argc, argv, "cn:H:NsS:")) != -1) {
+	while ((opt = getopt(argc, argv, "cn:H:NPRsS:")) != -1) {
 		switch (opt) {
 		case 'c':
 			concurrent = 1;
@@ -142,6 +166,12 @@ int main(int argc, char **argv)
 			o.snapshot = on_snapshot;
 			o.snapshot_arg = (void *)(intptr_t)atoi(optarg);
 			break;
+		case 'P':
+			o.passed = on_passed;
+			break;
+		case 'R':
+			rounds = 1;
+			break;
 		case 'H':
 			hold_ms = atoi(optarg);
 			o.stopped = on_stopped;
@@ -152,8 +182,8 @@ int main(int argc, char **argv)
 	}
 	if (argc - optind != 2) {
 		fprintf(stderr,
-			"usage: scan_cli [-cNs] [-n SCANS] [-H MS] [-S MS] PID "
-			"FILE\n");
+			"usage: scan_cli [-cNPRs] [-n SCANS] [-H MS] [-S MS] "
+			"PID FILE\n");
 		return 2;
 	}
 	pid = (pid_t)atoi(argv[optind]);
@@ -167,6 +197,11 @@ int main(int argc, char **argv)
 		}
 	}
 	for (int r = 0; r < scans; r++) {
+		round_now = r;
+		if (rounds) {
+			printf("round %d\n", r);
+			wait_line();
+		}
 		err = concurrent ? zscan_ctx_scan(ctx, cf.b, cf.n, &st) :
 				   zscan_scan(pid, cf.b, cf.n, &o, &st);
 		if (err) {

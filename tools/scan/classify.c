@@ -751,27 +751,65 @@ int zs_mark_copy(struct zs_mark *m)
 	return 0;
 }
 
-int zs_mark_refresh(struct zs_mark *m, const struct zs_ranges *rs)
+/* Reads the pieces gathered for a refresh into the copies. */
+static int refresh_flush(struct zs_mark *m, struct iovec *lv, size_t *n)
 {
-	struct zs_span *sp;
-	uint64_t lo, hi;
+	uint64_t bad = 0, len = 0;
 	int err;
 
-	for (size_t i = 0; i < m->nspan; i++) {
+	for (size_t i = 0; i < *n; i++)
+		len += m->iov[i].iov_len;
+	err = zs_read_pieces(m->pid, m->memfd, lv, m->iov, *n, &bad, m->badr);
+	if (m->st) {
+		m->st->unreadable_bytes += bad;
+		m->st->copied_bytes += len;
+		if (m->stopped)
+			m->st->stopped_bytes += len;
+	}
+	*n = 0;
+	return err;
+}
+
+int zs_mark_refresh(struct zs_mark *m, const struct zs_ranges *rs)
+{
+	const struct zs_span *sp;
+	struct iovec *lv;
+	uint64_t lo, hi;
+	size_t r = 0, n = 0;
+	int err = 0;
+
+	if (!m->ncopied || !rs->n)
+		return 0;
+	lv = malloc(ZS_IOV_MAX * sizeof(*lv));
+	if (!lv)
+		return -ENOMEM;
+	/* Both sorted: one walk, and one read per ZS_IOV_MAX pieces. */
+	for (size_t i = 0; i < m->nspan && !err; i++) {
 		sp = &m->span[i];
+		while (r < rs->n && rs->r[r].hi <= sp->lo)
+			r++;
 		if (!sp->copy)
 			continue;
-		for (size_t r = 0; r < rs->n; r++) {
-			lo = rs->r[r].lo > sp->lo ? rs->r[r].lo : sp->lo;
-			hi = rs->r[r].hi < sp->cend ? rs->r[r].hi : sp->cend;
+		for (size_t k = r; k < rs->n && rs->r[k].lo < sp->cend; k++) {
+			lo = rs->r[k].lo > sp->lo ? rs->r[k].lo : sp->lo;
+			hi = rs->r[k].hi < sp->cend ? rs->r[k].hi : sp->cend;
 			if (lo >= hi)
 				continue;
-			err = read_into(m, sp, lo, hi);
-			if (err)
-				return err;
+			lv[n].iov_base = sp->copy + (lo - sp->lo);
+			lv[n].iov_len = hi - lo;
+			m->iov[n].iov_base = (void *)(uintptr_t)lo;
+			m->iov[n].iov_len = hi - lo;
+			if (++n == ZS_IOV_MAX) {
+				err = refresh_flush(m, lv, &n);
+				if (err)
+					break;
+			}
 		}
 	}
-	return 0;
+	if (!err && n)
+		err = refresh_flush(m, lv, &n);
+	free(lv);
+	return err;
 }
 
 int zs_mark_cliques(struct zs_mark *m)

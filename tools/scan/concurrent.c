@@ -3,24 +3,32 @@
  * concurrent.c - the production mode: scan while the target runs, stop it
  * only to rescan what the running pass may have missed.
  *
- * 1. Clear the soft-dirty bits (/proc/PID/clear_refs, "4"), then mark from
- *    the roots as in zscan.c, reading while the target runs. Stacks are
- *    left for the stop: their live part is only known from the SP.
- * 2. Stop. Every word the pass read on a page not written since step 1
- *    still holds what was read (a clean page is unchanged); so rescan the
- *    registers, the stacks from their SP, the written pages (pagemap bit
- *    55) of the roots and of the blocks already reached, what the pass
- *    could not read, and mappings it did not see; then drain the mark
- *    stack. Resume. What was marked from a value since overwritten stays
- *    marked: that can only hide a leak, never invent one.
- * 3. The cliques of the lost blocks, after the resume.
- * 4. A block counts as lost only if the previous scan of this context
+ * 1. Arm the write tracker (wtrack.c: soft-dirty bits, or a userfaultfd
+ *    that write-protects the target's memory), then mark from the roots
+ *    as in zscan.c, reading while the target runs. Stacks are left for
+ *    the stop: their live part is only known from the SP.
+ * 2. Preclean, where the tracker can re-arm single pages: rescan, still
+ *    running, the pages written during the pass, write-protecting them
+ *    again first; again while that set shrinks, so that the stop finds
+ *    only what was written during the last round.
+ * 3. Stop. Every word read on a page not written since it was last armed
+ *    still holds what was read (a clean page is unchanged); so rescan
+ *    the registers, the stacks from their SP, the written pages of the
+ *    roots and of the blocks already reached (all of what the tracker
+ *    cannot vouch for), what the pass could not read, and mappings it
+ *    did not see; then drain the mark stack. Resume. What was marked
+ *    from a value since overwritten stays marked: that can only hide a
+ *    leak, never invent one.
+ * 4. The cliques of the lost blocks, after the resume.
+ * 5. A block counts as lost only if the previous scan of this context
  *    found the same block (address and birth) lost too, as kmemleak asks:
  *    the candidate list is the caller's view, taken while the target ran,
  *    and a block it freed since may look lost once.
  *
- * The pause is the stop in step 2: the registers, the page map of the
- * writable mappings, and the pages written during the pass.
+ * The pause is the stop in step 3: the registers, the tracker's query,
+ * and the pages written since the last round of step 2. The context's
+ * first scan also counts the stop of one thread that makes the
+ * userfaultfd.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -39,7 +47,15 @@ struct zscan_ctx {
 	struct zs_seen *lost; /* lost in the last scan, sorted by address */
 	size_t nlost;
 	uint64_t gadget; /* ZSCAN_F_SNAPSHOT: found once, checked each time */
+	struct zs_wtrack wt; /* the pages the target writes during a pass */
 };
+
+/*
+ * Precleaning: rounds while each finds at most 3/4 of what the last one
+ * did, until one finds this little, or this many rounds.
+ */
+#define ZS_PRECLEAN_ROUNDS 8
+#define ZS_PRECLEAN_DONE (1ULL << 20)
 
 int zscan_ctx_new(pid_t pid, const struct zscan_opts *opts,
 		  struct zscan_ctx **ctxp)
@@ -53,6 +69,7 @@ int zscan_ctx_new(pid_t pid, const struct zscan_opts *opts,
 		return -ENOMEM;
 	ctx->pid = pid;
 	zs_opts_copy(&ctx->o, opts);
+	zs_wtrack_init(&ctx->wt, pid);
 	if (ctx->o.held_tid) {
 		/* Held threads are for one stopped-world scan only. */
 		free(ctx);
@@ -66,18 +83,51 @@ void zscan_ctx_free(struct zscan_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	zs_wtrack_free(&ctx->wt);
 	free(ctx->lost);
 	free(ctx);
 }
 
-/* Step 2's ranges: stop, rescan, resume. */
-static int rescan_stopped(struct zs_mark *m, const struct zs_ranges *roots_a,
-			  const struct zs_ranges *bad_a,
-			  const struct zscan_opts *o, struct zscan_stats *st,
+static uint64_t total(const struct zs_ranges *rs)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < rs->n; i++)
+		sum += rs->r[i].hi - rs->r[i].lo;
+	return sum;
+}
+
+/* Reads redo (normalized) again: the roots in it, the reached blocks. */
+static int rescan(struct zs_mark *m, const struct zs_ranges *roots,
+		  const struct zs_ranges *redo, const struct zs_world *w)
+{
+	struct zs_ranges root_redo = { 0 };
+	int err;
+
+	err = zs_ranges_and(roots, redo, &root_redo);
+	if (!err)
+		err = zs_mark_refresh(m, redo);
+	if (!err && w)
+		err = zs_mark_regs(m, w);
+	if (!err)
+		err = zs_mark_roots(m, &root_redo);
+	if (!err)
+		err = zs_mark_rescan_blocks(m, redo);
+	if (!err)
+		err = zs_mark_drain(m);
+	zs_ranges_free(&root_redo);
+	return err;
+}
+
+/* Step 3's ranges: stopped, rescan. */
+static int rescan_stopped(struct zscan_ctx *ctx, struct zs_mark *m,
+			  const struct zs_ranges *roots_a,
+			  const struct zs_ranges *bad_a, struct zscan_stats *st,
 			  struct zs_world *w)
 {
-	struct zs_ranges roots_t = { 0 }, wr = { 0 }, dirty = { 0 };
-	struct zs_ranges redo = { 0 }, root_redo = { 0 }, fresh = { 0 };
+	const struct zscan_opts *o = &ctx->o;
+	struct zs_ranges roots_t = { 0 }, dirty = { 0 };
+	struct zs_ranges redo = { 0 }, fresh = { 0 };
 	struct zs_maps maps;
 	int err;
 
@@ -91,20 +141,15 @@ static int rescan_stopped(struct zs_mark *m, const struct zs_ranges *roots_a,
 	err = zs_maps_read(m->pid, &maps);
 	if (err)
 		return err;
-	for (size_t i = 0; i < maps.n && !err; i++)
-		if (maps.m[i].flags & ZS_M_WRITE)
-			err = zs_ranges_add(&wr, maps.m[i].lo, maps.m[i].hi);
+	err = zs_roots(&maps, w, false, o->flags, &roots_t, st);
+	/* What the tracker cannot vouch for counts as written. */
 	if (!err)
-		err = zs_roots(&maps, w, false, o->flags, &roots_t, st);
-	/* Without soft-dirty every page may have been written. */
-	if (!err && zs_soft_dirty_supported())
-		err = zs_soft_dirty(m->pid, &wr, &dirty);
-	for (size_t i = 0; !err && !zs_soft_dirty_supported() && i < wr.n; i++)
-		err = zs_ranges_add(&dirty, wr.r[i].lo, wr.r[i].hi);
+		err = zs_wtrack_written(&ctx->wt, &maps, &roots_t, false,
+					&dirty);
 	if (err)
 		goto out_free;
-	for (size_t i = 0; i < dirty.n; i++)
-		st->dirty_bytes += dirty.r[i].hi - dirty.r[i].lo;
+	zs_ranges_normalize(&dirty);
+	st->dirty_bytes += total(&dirty);
 	/* redo = written, or unread by the pass, or not a root of it. */
 	err = zs_ranges_sub(&roots_t, roots_a, &fresh);
 	for (size_t i = 0; i < dirty.n && !err; i++)
@@ -116,73 +161,89 @@ static int rescan_stopped(struct zs_mark *m, const struct zs_ranges *roots_a,
 	if (err)
 		goto out_free;
 	zs_ranges_normalize(&redo);
-	err = zs_ranges_and(&roots_t, &redo, &root_redo);
-	if (err)
-		goto out_free;
 	m->stopped = true;
 	m->badr = NULL;
-	err = zs_mark_refresh(m, &redo);
-	if (!err)
-		err = zs_mark_regs(m, w);
-	if (!err)
-		err = zs_mark_roots(m, &root_redo);
-	if (!err)
-		err = zs_mark_rescan_blocks(m, &redo);
-	if (!err)
-		err = zs_mark_drain(m);
+	err = rescan(m, &roots_t, &redo, w);
 	m->stopped = false;
 out_free:
 	zs_ranges_free(&fresh);
-	zs_ranges_free(&root_redo);
 	zs_ranges_free(&redo);
 	zs_ranges_free(&dirty);
-	zs_ranges_free(&wr);
 	zs_ranges_free(&roots_t);
 	zs_maps_free(&maps);
 	return err;
 }
 
-/* Step 1: the pass while the target runs. */
-static int pass_running(struct zs_mark *m, struct zs_ranges *roots_a,
-			struct zs_ranges *bad_a, const struct zscan_opts *o,
+/* Step 1: arm the tracker, then the pass while the target runs. */
+static int pass_running(struct zscan_ctx *ctx, struct zs_mark *m,
+			struct zs_ranges *roots_a, struct zs_ranges *bad_a,
 			struct zscan_stats *st)
 {
+	const struct zscan_opts *o = &ctx->o;
 	struct zs_maps maps;
 	int err;
 
-	if (!zs_soft_dirty_supported()) {
-		zs_log(o,
-		       "this kernel has no soft-dirty page tracking "
-		       "(CONFIG_MEM_SOFT_DIRTY): the concurrent scan rescans "
-		       "all memory while process %d is stopped",
-		       (int)m->pid);
-		err = 0;
-	} else {
-		err = zs_soft_dirty_clear(m->pid);
-	}
-	if (err) {
-		zs_log(o, "cannot clear the soft-dirty bits of process %d: %s",
-		       (int)m->pid, strerror(-err));
-		return err;
-	}
-	err = zs_maps_read(m->pid, &maps);
+	/* Before the arming: filling the copies takes a while. */
+	err = zs_mark_copy_prepare(m, o->copy_bytes_max);
+	if (!err)
+		err = zs_maps_read(m->pid, &maps);
 	if (err)
 		return err;
-	err = zs_roots(&maps, NULL, true, o->flags, roots_a, st);
+	err = zs_wtrack_arm(&ctx->wt, &maps, o, &st->pause_ns);
+	st->tracker = ctx->wt.kind;
+	if (!err)
+		err = zs_roots(&maps, NULL, true, o->flags, roots_a, st);
 	zs_maps_free(&maps);
 	if (err)
 		return err;
 	m->badr = bad_a;
-	err = zs_mark_copy_prepare(m, o->copy_bytes_max);
-	if (!err)
-		err = zs_mark_copy(m);
+	err = zs_mark_copy(m);
 	if (!err)
 		err = zs_mark_roots(m, roots_a);
 	if (!err)
 		err = zs_mark_drain(m);
 	m->badr = NULL;
-	if (!err)
-		zs_ranges_normalize(bad_a);
+	return err;
+}
+
+/*
+ * Step 2: the pages written since the last arming, re-armed and rescanned
+ * while the target runs, while that shrinks the set.
+ */
+static int preclean(struct zscan_ctx *ctx, struct zs_mark *m,
+		    const struct zs_ranges *roots_a, struct zs_ranges *bad_a,
+		    struct zscan_stats *st)
+{
+	uint64_t bytes, last = UINT64_MAX;
+	struct zs_ranges d = { 0 };
+	struct zs_maps maps;
+	int err = 0;
+
+	for (int i = 0; i < ZS_PRECLEAN_ROUNDS && !err; i++) {
+		if (!zs_wtrack_can_rearm(&ctx->wt))
+			break;
+		d.n = 0;
+		err = zs_maps_read(m->pid, &maps);
+		if (err)
+			break;
+		err = zs_wtrack_written(&ctx->wt, &maps, roots_a, true, &d);
+		zs_maps_free(&maps);
+		if (err)
+			break;
+		zs_ranges_normalize(&d);
+		bytes = total(&d);
+		st->preclean_bytes += bytes;
+		m->badr = bad_a;
+		err = rescan(m, roots_a, &d, NULL);
+		m->badr = NULL;
+		if (!err && ctx->o.passed)
+			ctx->o.passed(ctx->o.passed_arg, ctx->pid, i + 1);
+		/* Small enough, or no longer shrinking: stop now. */
+		if (bytes <= ZS_PRECLEAN_DONE || bytes > last / 4 * 3)
+			break;
+		last = bytes;
+	}
+	zs_ranges_free(&d);
 	return err;
 }
 
@@ -253,17 +314,22 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 		undecided = st->unreadable_bytes != 0;
 		goto classify;
 	}
-	err = pass_running(&m, &roots_a, &bad_a, &ctx->o, st);
+	err = pass_running(ctx, &m, &roots_a, &bad_a, st);
+	if (!err && ctx->o.passed)
+		ctx->o.passed(ctx->o.passed_arg, ctx->pid, 0);
+	if (!err)
+		err = preclean(ctx, &m, &roots_a, &bad_a, st);
 	if (err)
 		goto out_free;
+	zs_ranges_normalize(&bad_a);
 	/* What the pass could not read is retried below; count anew. */
 	st->unreadable_bytes = 0;
 	st->device_bytes = 0;
 	err = zs_world_stop(&w, ctx->pid, &ctx->o);
 	if (!err)
-		err = rescan_stopped(&m, &roots_a, &bad_a, &ctx->o, st, &w);
+		err = rescan_stopped(ctx, &m, &roots_a, &bad_a, st, &w);
 	zs_world_resume(&w);
-	st->pause_ns = w.pause_ns;
+	st->pause_ns += w.pause_ns;
 	zs_world_free(&w);
 	if (err)
 		goto out_free;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * maps.c - which memory of the target is a root, and which pages it wrote.
+ * maps.c - the target's mappings, and which of them are roots.
  *
  * A root is any mapping the process can store a pointer in: every
  * writable one (heap, data, bss, anonymous, shared memory, stacks) and the
@@ -19,17 +19,11 @@
  * whole.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "zscan_int.h"
-
-#define PM_SOFT_DIRTY (1ULL << 55)
-#define PM_ENTRIES 8192
 
 static int add_map(struct zs_maps *maps, uint64_t lo, uint64_t hi,
 		   unsigned int flags)
@@ -211,104 +205,4 @@ int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
 			return err;
 	}
 	return 0;
-}
-
-/*
- * A kernel without CONFIG_MEM_SOFT_DIRTY takes the "4" and never sets the
- * bit. A page of a new mapping is soft-dirty where the feature exists:
- * try one of our own.
- */
-bool zs_soft_dirty_supported(void)
-{
-	static int known = -1;
-	uint64_t ent = 0;
-	volatile char *p;
-	int fd;
-
-	if (known >= 0)
-		return known;
-	known = 0;
-	p = mmap(NULL, ZS_PAGE, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return false;
-	p[0] = 1;
-	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (pread(fd, &ent, 8, (off_t)((uintptr_t)p / ZS_PAGE * 8)) ==
-		    8)
-			known = !!(ent & PM_SOFT_DIRTY);
-		close(fd);
-	}
-	munmap((void *)p, ZS_PAGE);
-	return known;
-}
-
-int zs_soft_dirty_clear(pid_t pid)
-{
-	char path[64];
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/clear_refs", (int)pid);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	if (write(fd, "4", 1) != 1)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-/* Adds the soft-dirty pages of [lo, hi) to out, reading pagemap. */
-static int dirty_in(int fd, uint64_t lo, uint64_t hi, uint64_t *pm,
-		    struct zs_ranges *out)
-{
-	uint64_t pg = lo / ZS_PAGE, last = (hi + ZS_PAGE - 1) / ZS_PAGE;
-	size_t want;
-	ssize_t got;
-	int err;
-
-	while (pg < last) {
-		want = last - pg < PM_ENTRIES ? last - pg : PM_ENTRIES;
-		got = pread(fd, pm, want * 8, (off_t)(pg * 8));
-		if (got <= 0) {
-			/* Unknown: count the rest as written. */
-			return zs_ranges_add(out, pg * ZS_PAGE, hi);
-		}
-		want = got / 8;
-		for (size_t i = 0; i < want; i++) {
-			if (!(pm[i] & PM_SOFT_DIRTY))
-				continue;
-			err = zs_ranges_add(out, (pg + i) * ZS_PAGE,
-					    (pg + i + 1) * ZS_PAGE);
-			if (err)
-				return err;
-		}
-		pg += want;
-	}
-	return 0;
-}
-
-int zs_soft_dirty(pid_t pid, const struct zs_ranges *within,
-		  struct zs_ranges *out)
-{
-	char path[64];
-	uint64_t *pm;
-	int fd, err = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ESRCH : -errno;
-	pm = malloc(PM_ENTRIES * 8);
-	if (!pm) {
-		err = -ENOMEM;
-		goto out_close;
-	}
-	for (size_t i = 0; i < within->n && !err; i++)
-		err = dirty_in(fd, within->r[i].lo, within->r[i].hi, pm, out);
-	free(pm);
-out_close:
-	close(fd);
-	return err;
 }

@@ -137,3 +137,44 @@ int zs_readv(pid_t pid, int memfd, const struct iovec *remote, size_t n,
 	}
 	return 0;
 }
+
+int zs_read_pieces(pid_t pid, int memfd, const struct iovec *local,
+		   const struct iovec *remote, size_t n, uint64_t *bad,
+		   struct zs_ranges *badr)
+{
+	size_t i, k, total, done;
+	ssize_t got;
+	int err;
+
+	for (i = 0; i < n; i += k) {
+		k = n - i < ZS_IOV_MAX ? n - i : ZS_IOV_MAX;
+		total = 0;
+		for (size_t j = 0; j < k; j++)
+			total += remote[i + j].iov_len;
+		got = memfd < 0 ? process_vm_readv(pid, &local[i], k,
+						   &remote[i], k, 0) :
+				  0;
+		if (got < 0 && errno == ESRCH)
+			return -ESRCH;
+		if (got < 0 && errno != EFAULT && errno != EIO)
+			return -errno;
+		if (got == (ssize_t)total)
+			continue;
+		/* Partial, or /proc/PID/mem: piece by piece, page by page. */
+		done = got > 0 ? got : 0;
+		for (size_t j = i; j < i + k; j++) {
+			if (done >= remote[j].iov_len) {
+				done -= remote[j].iov_len;
+				continue;
+			}
+			err = zs_read(pid, memfd,
+				      (uintptr_t)remote[j].iov_base + done,
+				      (uint8_t *)local[j].iov_base + done,
+				      remote[j].iov_len - done, bad, badr);
+			if (err)
+				return err;
+			done = 0;
+		}
+	}
+	return 0;
+}

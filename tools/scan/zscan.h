@@ -26,8 +26,14 @@
  *                      exact snapshot; the pause grows with the heap.
  *   zscan_ctx_scan()   scans while the target runs, then stops it briefly
  *                      to rescan registers, stacks and the pages written
- *                      since (soft-dirty); a block is reported lost only
- *                      when two consecutive scans agree (kmemleak's rule).
+ *                      since, as a write tracker reports them (soft-dirty
+ *                      bits, or a userfaultfd that write-protects the
+ *                      target's memory: wtrack.c; with the latter, the
+ *                      pages written during the pass are rescanned while
+ *                      it runs, and the stop rescans those written since);
+ *                      the pause grows with what the target writes, not
+ *                      with the heap. A block is reported lost only when
+ *                      two consecutive scans agree (kmemleak's rule).
  *
  * With ZSCAN_F_SNAPSHOT, either mode takes a fork snapshot instead: the
  * target is stopped only to read its registers and to make one of its
@@ -44,7 +50,10 @@
  * call a scan from one thread; it blocks the asynchronous signals of that
  * thread while the target is stopped and restores them before returning.
  * The target is never left stopped or traced, on any path; if the scanning
- * process dies, the kernel detaches it and the target runs on.
+ * process dies, the kernel detaches it and the target runs on. A context
+ * may hold a userfaultfd of the target's memory (its write tracker): the
+ * target keeps no descriptor of it, and the kernel drops its
+ * write-protection when the context is freed or the scanner dies.
  */
 #ifndef ZSCAN_H
 #define ZSCAN_H
@@ -98,7 +107,7 @@ struct zscan_stats {
 	uint64_t stopped_bytes; /* of which read while stopped */
 	uint64_t unreadable_bytes; /* roots or reached blocks not readable */
 	uint64_t device_bytes; /* device mappings, not read */
-	uint64_t dirty_bytes; /* concurrent: written during the pass */
+	uint64_t dirty_bytes; /* concurrent: rescanned at the stop as written */
 	uint64_t copied_bytes; /* heap copied in sequential reads */
 	uint64_t blocks[ZSCAN_NR_CLASSES];
 	uint64_t bytes[ZSCAN_NR_CLASSES]; /* requested bytes, as memcheck */
@@ -110,6 +119,21 @@ struct zscan_stats {
 	 * thread of the target is stopped for an injected wait4 meanwhile.
 	 */
 	uint64_t reap_ns;
+	uint32_t tracker; /* concurrent: enum zscan_tracker, the one used */
+	uint32_t pad;
+	/*
+	 * concurrent: pages written during the pass, rescanned before the
+	 * stop (precleaning; dirty_bytes is what was left for the stop)
+	 */
+	uint64_t preclean_bytes;
+};
+
+/* How the concurrent mode finds the pages written during its pass. */
+enum zscan_tracker {
+	ZSCAN_TRACK_NONE, /* none: the stop rescans all memory */
+	ZSCAN_TRACK_SOFT_DIRTY, /* the kernel's soft-dirty bits */
+	ZSCAN_TRACK_UFFD_WP, /* userfaultfd write-protection, PAGEMAP_SCAN */
+	ZSCAN_NR_TRACKERS,
 };
 
 /* Flags for zscan_opts.flags. */
@@ -148,6 +172,14 @@ struct zscan_opts {
 	 * resume it. 0: none. Not with ZSCAN_F_SNAPSHOT or a context.
 	 */
 	pid_t held_tid;
+	/*
+	 * Concurrent mode: called while the target runs, once the pass over
+	 * it is done (round 0) and after each round of precleaning (1, 2,
+	 * ...), before the stop (tests: a write the pass cannot have seen,
+	 * which only the write tracker can show to what follows).
+	 */
+	void (*passed)(void *arg, pid_t pid, unsigned int round);
+	void *passed_arg;
 };
 
 /*
@@ -168,6 +200,8 @@ ZSCAN_API void zscan_ctx_free(struct zscan_ctx *ctx);
 
 /* "definitely lost", ... as memcheck names them; "?" if out of range. */
 ZSCAN_API const char *zscan_class_name(unsigned int cls);
+/* "none", "soft-dirty", "uffd-wp"; "?" if out of range. */
+ZSCAN_API const char *zscan_tracker_name(unsigned int tracker);
 
 #ifdef __cplusplus
 }

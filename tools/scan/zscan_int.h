@@ -125,11 +125,43 @@ ZS_HIDDEN int zs_maps_add(struct zs_maps *maps, const struct zs_map *m);
 ZS_HIDDEN int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
 		       bool skip_stacks, unsigned int flags,
 		       struct zs_ranges *out, struct zscan_stats *st);
-/* Pages written since the last clear (soft-dirty), within the ranges. */
-ZS_HIDDEN bool zs_soft_dirty_supported(void);
-ZS_HIDDEN int zs_soft_dirty_clear(pid_t pid);
-ZS_HIDDEN int zs_soft_dirty(pid_t pid, const struct zs_ranges *within,
-			    struct zs_ranges *out);
+
+/* --------------------------------------------------------- wtrack.c */
+struct zs_wtrack {
+	pid_t pid;
+	unsigned int kind; /* enum zscan_tracker */
+	bool chosen; /* kind chosen for this context */
+	bool warned; /* the log was told of mappings left untracked */
+	int uffd; /* ZSCAN_TRACK_UFFD_WP: ours, on the target's mm; or -1 */
+	int pagemap; /* the target's /proc/PID/pagemap, or -1 */
+	struct zs_ranges tracked; /* armed by the last zs_wtrack_arm() */
+	void *vec; /* PAGEMAP_SCAN's output */
+};
+
+ZS_HIDDEN void zs_wtrack_init(struct zs_wtrack *t, pid_t pid);
+/*
+ * While the target runs, before a pass: starts tracking the writes to
+ * maps, the target's mappings now. The first call chooses the backend;
+ * making a userfaultfd stops one thread of the target, and that stop is
+ * added to *pause_ns. Without a backend nothing is tracked, which is no
+ * error: what is not tracked counts as written.
+ */
+ZS_HIDDEN int zs_wtrack_arm(struct zs_wtrack *t, const struct zs_maps *maps,
+			    const struct zscan_opts *o, uint64_t *pause_ns);
+/*
+ * Adds to out the pages of within that may have been written since the
+ * arming: every part of within that was not tracked, or is no longer a
+ * trackable mapping of maps (the target's mappings now), is added whole.
+ * With rearm (only where zs_wtrack_can_rearm()), only the tracked pages
+ * are reported, and they are write-protected again in the same walk:
+ * the next call reports what was written since this one.
+ */
+ZS_HIDDEN int zs_wtrack_written(struct zs_wtrack *t, const struct zs_maps *maps,
+				const struct zs_ranges *within, bool rearm,
+				struct zs_ranges *out);
+ZS_HIDDEN bool zs_wtrack_can_rearm(const struct zs_wtrack *t);
+/* Closes the userfaultfd: the kernel unprotects and unregisters all. */
+ZS_HIDDEN void zs_wtrack_free(struct zs_wtrack *t);
 
 /* -------------------------------------------------------- readmem.c */
 /*
@@ -144,6 +176,14 @@ ZS_HIDDEN int zs_read(pid_t pid, int memfd, uint64_t addr, void *buf,
 ZS_HIDDEN int zs_readv(pid_t pid, int memfd, const struct iovec *remote,
 		       size_t n, void *buf, uint64_t *bad,
 		       struct zs_ranges *badr);
+
+/*
+ * The same for n remote pieces, each into its own local piece of the same
+ * length, in as few calls as the kernel allows.
+ */
+ZS_HIDDEN int zs_read_pieces(pid_t pid, int memfd, const struct iovec *local,
+			     const struct iovec *remote, size_t n,
+			     uint64_t *bad, struct zs_ranges *badr);
 
 /* --------------------------------------------------------- inject.c */
 /*
