@@ -3,7 +3,7 @@
  * mover.c - a target for the write tracker's tests (tools/scan/wtrack.c):
  * a pointer that only the stop's rescan of written pages can find.
  *
- *   mover [-su] [-m MIB]
+ *   mover [-su] [-m MIB] [-r GIB]
  *
  * One block, "moved", is held only through one word, the slot, of a
  * private mapping of its own; the other candidates are MIB mebibytes of
@@ -17,6 +17,10 @@
  *            that holds the address, and not touched: a page that no
  *            write of the target made ("remapped")
  *   ping     "pong"
+ *
+ * With -r, the slot is one page in the middle of GIB gibibytes of
+ * anonymous memory reserved and never touched elsewhere: the scanner
+ * reads the pages that exist only (tools/scan/present.c).
  *
  * End of input exits 0. -s installs a seccomp filter that allows every
  * call: the scanner cannot make a thread run one, so it has no write
@@ -58,6 +62,7 @@
 void *g_chain; /* extern: a root, the idle heap's list */
 static uint64_t g_inv; /* ~address of the moved block */
 static char *g_map; /* the slot's mapping */
+static size_t g_slot_off = SLOT_OFF; /* the slot in it */
 static int g_file = -1; /* what "remap" maps */
 
 static void put(const char *s)
@@ -102,7 +107,7 @@ __attribute__((noinline)) static void store_address(uint64_t *slot)
 
 static uint64_t *slot(void)
 {
-	return (uint64_t *)(g_map + SLOT_OFF);
+	return (uint64_t *)(g_map + g_slot_off);
 }
 
 __attribute__((noinline)) static void scrub_stack(void)
@@ -130,6 +135,18 @@ static void map_slot(void)
 		die("mmap of the slot");
 	madvise(g_map, SLOT_MAP, MADV_NOHUGEPAGE);
 	memset(g_map, 1, SLOT_MAP); /* present, and not a pointer */
+}
+
+/* -r: a reservation of GIB, with the slot's page its only one. */
+static void map_sparse(long gib)
+{
+	size_t len = (size_t)gib << 30;
+
+	g_map = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (g_map == MAP_FAILED)
+		die("mmap of the reservation");
+	g_slot_off = len / 2 + SLOT_OFF;
 }
 
 /* The file "remap" maps: the address at the slot's offset. */
@@ -228,13 +245,16 @@ int main(int argc, char **argv)
 {
 	char path[] = "/tmp/mover.XXXXXX", line[64];
 	bool seccomp = false, uffd = false;
-	long mib = 0;
+	long mib = 0, gib = 0;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "m:su")) != -1) {
+	while ((opt = getopt(argc, argv, "m:r:su")) != -1) {
 		switch (opt) {
 		case 'm':
 			mib = strtol(optarg, NULL, 10);
+			break;
+		case 'r':
+			gib = strtol(optarg, NULL, 10);
 			break;
 		case 's':
 			seccomp = true;
@@ -243,14 +263,18 @@ int main(int argc, char **argv)
 			uffd = true;
 			break;
 		default:
-			fprintf(stderr, "usage: mover [-su] [-m MIB]\n");
+			fprintf(stderr,
+				"usage: mover [-su] [-m MIB] [-r GIB]\n");
 			return 2;
 		}
 	}
 	g_file = mkstemp(path);
 	if (g_file < 0 || unlink(path) || ftruncate(g_file, SLOT_MAP))
 		die("the file");
-	map_slot();
+	if (gib)
+		map_sparse(gib);
+	else
+		map_slot();
 	if (uffd)
 		own_uffd();
 	build(mib);

@@ -422,6 +422,29 @@ class Suite:
         finally:
             check(t.finish() == 0, "mover failed")
 
+    def test_scan_reads_only_pages_that_exist(self):
+        """A pointer in the one touched page of a 16 GiB reservation: found,
+        in every mode, and the untouched 16 GiB is not read."""
+        t = Target([self.mover, "-r", "16"], self.tmp)
+        try:
+            self.mover_do(t, "reveal")
+            for opts in (("-n", "1"), ("-c", "-n", "2"), ("-s", "-n", "2")):
+                verdict, stats, _, _ = self.scan(t, *opts)
+                moved, _ = self.mover_verdicts(t, verdict)
+                check(moved == "still reachable",
+                      "%s: the block held from the reservation: %s" %
+                      (" ".join(opts), moved))
+                for st in stats:
+                    check(int(st["absent"]) >= (16 << 30) - (1 << 20),
+                          "%s: absent %s bytes" % (" ".join(opts),
+                                                   st["absent"]))
+                    check(int(st["scanned"]) < 256 << 20,
+                          "%s: scanned %s bytes" % (" ".join(opts),
+                                                    st["scanned"]))
+            check_free(t.pid)
+        finally:
+            check(t.finish() == 0, "mover failed")
+
     def test_scan_tracker_sees_store_after_pass(self):
         # Stored once the pass is done (precleaning finds it), or once
         # precleaning is done too (only the stop can find it).

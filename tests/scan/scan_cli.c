@@ -125,7 +125,7 @@ static void print_stats(const struct zscan_stats *st, int round)
 	printf("stats round=%d pause_ns=%llu total_ns=%llu scanned=%llu "
 	       "root=%llu stopped=%llu unreadable=%llu dirty=%llu "
 	       "threads=%u fork_ns=%llu reap_ns=%llu tracker=%s "
-	       "preclean=%llu\n",
+	       "preclean=%llu absent=%llu\n",
 	       round, (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
@@ -135,7 +135,8 @@ static void print_stats(const struct zscan_stats *st, int round)
 	       (unsigned long long)st->dirty_bytes, st->threads,
 	       (unsigned long long)st->fork_ns, (unsigned long long)st->reap_ns,
 	       zscan_tracker_name(st->tracker),
-	       (unsigned long long)st->preclean_bytes);
+	       (unsigned long long)st->preclean_bytes,
+	       (unsigned long long)st->absent_bytes);
 }
 
 int main(int argc, char **argv)

@@ -141,7 +141,7 @@ static int rescan_stopped(struct zscan_ctx *ctx, struct zs_mark *m,
 	err = zs_maps_read(m->pid, &maps);
 	if (err)
 		return err;
-	err = zs_roots(&maps, w, false, o->flags, &roots_t, st);
+	err = zs_roots(&maps, w, false, o->flags, m->pid, &roots_t, st);
 	/* What the tracker cannot vouch for counts as written. */
 	if (!err)
 		err = zs_wtrack_written(&ctx->wt, &maps, &roots_t, false,
@@ -192,7 +192,8 @@ static int pass_running(struct zscan_ctx *ctx, struct zs_mark *m,
 	err = zs_wtrack_arm(&ctx->wt, &maps, o, &st->pause_ns);
 	st->tracker = ctx->wt.kind;
 	if (!err)
-		err = zs_roots(&maps, NULL, true, o->flags, roots_a, st);
+		err = zs_roots(&maps, NULL, true, o->flags, m->pid, roots_a,
+			       st);
 	zs_maps_free(&maps);
 	if (err)
 		return err;

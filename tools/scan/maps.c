@@ -166,12 +166,15 @@ static uint64_t lowest_sp(const struct zs_world *w, uint64_t lo, uint64_t hi)
 }
 
 int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
-	     bool skip_stacks, unsigned int flags, struct zs_ranges *out,
-	     struct zscan_stats *st)
+	     bool skip_stacks, unsigned int flags, pid_t pid,
+	     struct zs_ranges *out, struct zscan_stats *st)
 {
+	uint64_t lo, sp, absent = 0;
 	const struct zs_map *m;
-	uint64_t lo, sp;
-	int err;
+	int err = 0, pm = -1;
+
+	if (pid > 0)
+		pm = zs_present_open(pid); /* < 0: read every page */
 
 	for (size_t i = 0; i < maps->n; i++) {
 		m = &maps->m[i];
@@ -200,9 +203,16 @@ int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
 					lo = (sp - ZS_RED_ZONE) & ~7ULL;
 			}
 		}
-		err = zs_ranges_add(out, lo, m->hi);
+		if ((m->flags & ZS_M_ANON) && !(m->flags & ZS_M_SHARED))
+			err = zs_present_add(pm, lo, m->hi, out, &absent);
+		else
+			err = zs_ranges_add(out, lo, m->hi);
 		if (err)
-			return err;
+			break;
 	}
-	return 0;
+	if (pm >= 0)
+		close(pm);
+	if (st)
+		st->absent_bytes += absent;
+	return err;
 }

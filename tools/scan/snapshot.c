@@ -232,7 +232,7 @@ static int take_stopped(struct zs_snap *s, struct zs_mark *m,
 			err = zs_maps_add(&shared, mp);
 	}
 	if (!err)
-		err = zs_roots(&shared, &s->w, false, o->flags, &roots, st);
+		err = zs_roots(&shared, &s->w, false, o->flags, 0, &roots, st);
 	if (!err && roots.n) {
 		m->stopped = true;
 		err = zs_mark_roots(m, &roots);
@@ -378,7 +378,8 @@ int zs_snap_roots(struct zs_snap *s, struct zs_ranges *roots,
 		err = zs_maps_add(&priv, mp);
 	}
 	if (!err)
-		err = zs_roots(&priv, &s->w, false, o->flags, roots, st);
+		err = zs_roots(&priv, &s->w, false, o->flags, s->child, roots,
+			       st);
 	zs_maps_free(&priv);
 	zs_maps_free(&cm);
 	return err;

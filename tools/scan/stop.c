@@ -104,6 +104,27 @@ static void wait_stopped(struct zs_thread *th)
 	}
 }
 
+/*
+ * PTRACE_SEIZE fails with EPERM on a thread that has exited but is not
+ * reaped yet, as on one that another tracer holds: tell them apart.
+ */
+static bool thread_exited(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	bool gone = true;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid,
+		 (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return true;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[1])
+		gone = p[2] == 'Z' || p[2] == 'X';
+	fclose(f);
+	return gone;
+}
+
 /* Seizes the threads of the listing not seized yet; *added counts them. */
 static int seize_new(struct zs_world *w, const struct zscan_opts *o, int *added)
 {
@@ -131,14 +152,16 @@ static int seize_new(struct zs_world *w, const struct zscan_opts *o, int *added)
 			continue;
 		}
 		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) < 0) {
-			if (errno == ESRCH)
+			int e = errno;
+
+			if (e == ESRCH ||
+			    (e == EPERM && thread_exited(w->pid, tid)))
 				continue; /* exited meanwhile */
-			err = -errno;
+			err = -e;
 			zs_log(o, "cannot seize thread %d of process %d: %s%s",
-			       (int)tid, (int)w->pid, strerror(errno),
-			       errno == EPERM ?
-				       " (another tracer? run as root)" :
-				       "");
+			       (int)tid, (int)w->pid, strerror(e),
+			       e == EPERM ? " (another tracer? run as root)" :
+					    "");
 			break;
 		}
 		err = add_thread(w, tid);

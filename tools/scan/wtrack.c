@@ -100,41 +100,12 @@
 #include <linux/kcmp.h>
 #include <linux/userfaultfd.h>
 
+#include "pagemap_scan.h"
 #include "zscan_int.h"
 
 /* Linux 6.7 uapi, missing from older headers (Debian 12 has 6.1's). */
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1 << 15)
-#endif
-#ifndef PAGEMAP_SCAN
-#define PM_SCAN_WP_MATCHING (1 << 0)
-#define PM_SCAN_CHECK_WPASYNC (1 << 1)
-#define PAGE_IS_WPALLOWED (1 << 0)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PAGE_IS_FILE (1 << 2)
-
-struct page_region {
-	__u64 start;
-	__u64 end;
-	__u64 categories;
-};
-
-struct pm_scan_arg {
-	__u64 size;
-	__u64 flags;
-	__u64 start;
-	__u64 end;
-	__u64 walk_end;
-	__u64 vec;
-	__u64 vec_len;
-	__u64 max_pages;
-	__u64 category_inverted;
-	__u64 category_mask;
-	__u64 category_anyof_mask;
-	__u64 return_mask;
-};
-
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -481,7 +452,7 @@ static int uffd_register(struct zs_wtrack *t, uint64_t lo, uint64_t hi)
 	return ioctl(t->uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
 }
 
-static int uffd_protect(struct zs_wtrack *t, uint64_t lo, uint64_t hi)
+static int uffd_protect_range(struct zs_wtrack *t, uint64_t lo, uint64_t hi)
 {
 	struct uffdio_writeprotect wp = { .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 	uint64_t len;
@@ -494,6 +465,27 @@ static int uffd_protect(struct zs_wtrack *t, uint64_t lo, uint64_t hi)
 			return -errno;
 	}
 	return 0;
+}
+
+/*
+ * Write-protects the pages of a mapping that exist. With
+ * UFFD_FEATURE_WP_ASYNC the kernel protects the holes of a range too, with
+ * a marker in each page table entry: a reservation of 64 GiB would get
+ * 128 MiB of page tables. A hole needs none: the page a write puts there
+ * comes without the uffd-wp bit, which reads as written.
+ */
+static int uffd_protect(struct zs_wtrack *t, const struct zs_map *m)
+{
+	struct zs_ranges have = { 0 };
+	int err = 0;
+
+	if (!(m->flags & ZS_M_ANON))
+		return uffd_protect_range(t, m->lo, m->hi);
+	err = zs_present_add(t->pagemap, m->lo, m->hi, &have, NULL);
+	for (size_t i = 0; i < have.n && !err; i++)
+		err = uffd_protect_range(t, have.r[i].lo, have.r[i].hi);
+	zs_ranges_free(&have);
+	return err;
 }
 
 /* What a PAGEMAP_SCAN asks for. */
@@ -633,7 +625,7 @@ int zs_wtrack_arm(struct zs_wtrack *t, const struct zs_maps *maps,
 		if (t->kind == ZSCAN_TRACK_UFFD_WP) {
 			e = uffd_register(t, m->lo, m->hi);
 			if (!e)
-				e = uffd_protect(t, m->lo, m->hi);
+				e = uffd_protect(t, m);
 		}
 		if (e == -ESRCH) {
 			lost_mm(t);

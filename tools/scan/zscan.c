@@ -105,7 +105,7 @@ static int scan_stopped(struct zs_mark *m, struct zs_world *w,
 	err = zs_maps_read(m->pid, &maps);
 	if (err)
 		return err;
-	err = zs_roots(&maps, w, false, o->flags, &roots, st);
+	err = zs_roots(&maps, w, false, o->flags, m->pid, &roots, st);
 	if (err)
 		goto out_free_maps;
 	m->stopped = true;

@@ -126,6 +126,11 @@ struct zscan_stats {
 	 * stop (precleaning; dirty_bytes is what was left for the stop)
 	 */
 	uint64_t preclean_bytes;
+	/*
+	 * Anonymous memory with no page (never written, or given back):
+	 * zeroes, not read
+	 */
+	uint64_t absent_bytes;
 };
 
 /* How the concurrent mode finds the pages written during its pass. */

@@ -117,13 +117,25 @@ ZS_HIDDEN int zs_maps_read_smaps(pid_t pid, struct zs_maps *maps);
 ZS_HIDDEN void zs_maps_free(struct zs_maps *maps);
 ZS_HIDDEN int zs_maps_add(struct zs_maps *maps, const struct zs_map *m);
 /*
+ * present.c: the pages of [lo, hi) (anonymous, private) that exist, added
+ * to out; the rest, which reads as zeroes, is counted in *absent. With
+ * fd < 0, or a kernel without PAGEMAP_SCAN, all of it is added.
+ */
+ZS_HIDDEN int zs_present_open(pid_t pid);
+ZS_HIDDEN int zs_present_add(int fd, uint64_t lo, uint64_t hi,
+			     struct zs_ranges *out, uint64_t *absent);
+
+/*
  * The root ranges of a mapping set: what the process may keep pointers in.
  * With w (threads stopped, registers read), a stack's dead part below the
  * lowest SP in it is left out; without, stack-like mappings are left out
  * whole (skip_stacks) or kept whole. Counts device and unreadable bytes.
+ * The pages of anonymous private mappings that do not exist in process
+ * PID (whose page tables describe the memory that will be read; 0: do not
+ * look) are left out too (present.c), counted in absent_bytes.
  */
 ZS_HIDDEN int zs_roots(const struct zs_maps *maps, const struct zs_world *w,
-		       bool skip_stacks, unsigned int flags,
+		       bool skip_stacks, unsigned int flags, pid_t pid,
 		       struct zs_ranges *out, struct zscan_stats *st);
 
 /* --------------------------------------------------------- wtrack.c */

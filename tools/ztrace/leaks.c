@@ -227,19 +227,21 @@ static void text_scan_row(size_t rank, const struct zt_scan_row *row,
 static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 {
 	const struct zscan_stats *st = &r->st;
-	char a[32], b[32];
+	char a[32], b[32], c_absent[32];
 	size_t i, rank = 0;
 	int c, f;
 
 	fprintf(zt_out,
-		"  scan       %s: target stopped %.2f ms, %s scanned (%s of roots, %llu unreadable bytes), %u thread%s, %llu candidate blocks (%llu freed during the scan: no verdict)\n",
+		"  scan       %s: target stopped %.2f ms, %s scanned (%s of roots, %llu unreadable bytes, %s with no page: not read), %u thread%s, %llu candidate blocks (%llu freed during the scan: no verdict)\n",
 		r->snapshot   ? "fork snapshot" :
 		r->concurrent ? "concurrent" :
 				"stop the world",
 		st->pause_ns / 1e6, fmt_size(a, sizeof(a), st->scanned_bytes),
 		fmt_size(b, sizeof(b), st->root_bytes),
-		(unsigned long long)st->unreadable_bytes, st->threads,
-		st->threads == 1 ? "" : "s", (unsigned long long)r->candidates,
+		(unsigned long long)st->unreadable_bytes,
+		fmt_size(c_absent, sizeof(c_absent), st->absent_bytes),
+		st->threads, st->threads == 1 ? "" : "s",
+		(unsigned long long)r->candidates,
 		(unsigned long long)r->changed);
 	for (c = 0; c < ZSCAN_NR_CLASSES; c++) {
 		if (r->sampled)
@@ -315,6 +317,7 @@ static void json_scan(struct jw *w, struct zt_session *s,
 	jw_u64(w, "scanned_bytes", st->scanned_bytes);
 	jw_u64(w, "root_bytes", st->root_bytes);
 	jw_u64(w, "unreadable_bytes", st->unreadable_bytes);
+	jw_u64(w, "absent_bytes", st->absent_bytes);
 	jw_u64(w, "threads", st->threads);
 	jw_u64(w, "candidates", r->candidates);
 	jw_u64(w, "changed", r->changed);
