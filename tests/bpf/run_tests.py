@@ -764,6 +764,31 @@ def test_sample_pid_report_after_exit():
           "freed samples reported live after the exit: %r" % by)
 
 
+def test_sample_scan_estimates():
+    """leaks --sample --scan: verdicts on the samples, scaled; the sample
+    region's 64 GiB of address space is not read."""
+    path = out_path("sample-scan.json")
+    p = subprocess.run([ZTRACE, "leaks", "--sample=32K", "--scan", "--json",
+                        "-o", path, "--", WORKLOAD, "sample"],
+                       env=SAMPLE_ENV, capture_output=True, text=True,
+                       timeout=120)
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    scan = final_doc(path)["scan"]
+    leaked = sum(s * n for s, n in SAMPLE_LEAKS.values())
+    lost = scan["definitely_lost"]
+    check(lost["estimated"] and lost["samples"] > 1000,
+          "definitely lost not an estimate with its samples: %r" % lost)
+    # The workload drops its pointers; a few leaked blocks reuse addresses
+    # a stale pointer of the churn still names (still reachable).
+    within(lost["bytes"] + scan["still_reachable"]["bytes"], leaked, 0.10,
+           "lost and reachable estimate")
+    check(lost["bytes"] > 0.8 * leaked, "definitely lost: %r" % lost)
+    eq(scan["undecided"]["samples"], 0, "undecided samples")
+    check(scan["absent_bytes"] > 60 << 30,
+          "the sample region was read: %r" % scan)
+    check(scan["scanned_bytes"] < 1 << 30, "scanned: %r" % scan)
+
+
 def test_sample_small_table_reuses_freed():
     """--sample with a live table of 32 ways and 3000 addresses of samples
     (every block sampled, 2 live at most): the BPF program takes the ways
