@@ -87,21 +87,34 @@ static const char *const sample_kind_titles[ZT_SHIST_KINDS] = {
 		"frees of blocks allocated since attach, by requested size",
 };
 
-/* Sampled mode: out = cur - prev, bucket by bucket (prev may be NULL). */
+static __u64 sub_or_zero(__u64 a, __u64 b)
+{
+	return a > b ? a - b : 0;
+}
+
+/*
+ * Sampled mode: out = cur - prev, bucket by bucket (prev may be NULL). The
+ * FREE kind is derived from the live check (collect.c), which a target
+ * that can no longer be read may leave behind the last report: no bucket
+ * goes below zero.
+ */
 static void sample_delta(const struct zt_snapshot *cur,
 			 const struct zt_snapshot *prev, int kind,
 			 struct zt_sample_slot *out)
 {
+	const struct zt_sample_slot *p;
 	int b;
 
 	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
 		out[b] = cur->shist[kind][b];
 		if (!prev)
 			continue;
-		out[b].samples -= prev->shist[kind][b].samples;
-		out[b].requested -= prev->shist[kind][b].requested;
-		out[b].weight -= prev->shist[kind][b].weight;
-		out[b].count_milli -= prev->shist[kind][b].count_milli;
+		p = &prev->shist[kind][b];
+		out[b].samples = sub_or_zero(out[b].samples, p->samples);
+		out[b].requested = sub_or_zero(out[b].requested, p->requested);
+		out[b].weight = sub_or_zero(out[b].weight, p->weight);
+		out[b].count_milli =
+			sub_or_zero(out[b].count_milli, p->count_milli);
 	}
 }
 
