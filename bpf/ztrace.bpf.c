@@ -91,10 +91,13 @@ struct {
 	__type(value, struct zt_stack_totals);
 } stack_totals SEC(".maps");
 
-/* Sampled mode's histograms and per-stack totals (see ztrace.h). */
+/*
+ * Sampled mode's allocation histogram, key = bucket, and per-stack totals
+ * (see ztrace.h): the kernel sees samples enter only.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, (ZT_SHIST_KINDS * ZT_HIST_BUCKETS));
+	__uint(max_entries, ZT_HIST_BUCKETS);
 	__type(key, __u32);
 	__type(value, struct zt_sample_slot);
 } sample_hist SEC(".maps");
@@ -235,13 +238,11 @@ static __always_inline __u64 sample_milli(__u64 requested, __u64 weight)
 	return weight * ZT_MILLI / (requested ? requested : 1);
 }
 
-static __always_inline void sample_hist_add(__u32 kind, __u64 requested,
-					    __u64 weight)
+static __always_inline void sample_hist_add(__u64 requested, __u64 weight)
 {
 	struct zt_sample_slot *slot;
-	__u32 key;
+	__u32 key = log2_bucket(requested);
 
-	key = kind * ZT_HIST_BUCKETS + log2_bucket(requested);
 	slot = bpf_map_lookup_elem(&sample_hist, &key);
 	if (!slot)
 		return;
@@ -503,6 +504,19 @@ live_insert(struct zt_live_bucket *b1, struct zt_live_bucket *b2, __u64 ptr)
 	return blk;
 }
 
+static __always_inline void block_fill(struct zt_block *blk, __u64 requested,
+				       __u64 usable, __u64 ts, __u32 stack_id,
+				       __u32 flags, __u32 prev_tid)
+{
+	blk->requested = requested;
+	blk->usable = usable;
+	blk->ts_ns = ts;
+	blk->tid = (__u32)bpf_get_current_pid_tgid();
+	blk->stack_id = stack_id;
+	blk->flags = flags;
+	blk->prev_tid = prev_tid;
+}
+
 /*
  * A block enters. If its address is still tracked, the free of the block
  * that had it was missed (a realloc releases its old block before its probe
@@ -516,7 +530,6 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	struct zt_live_bucket *b1, *b2, *bk;
 	struct zt_stack_totals *t = NULL;
 	struct zt_block *blk;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u32 stack_id = ZT_STACK_NONE, flags = 0, prev_tid = 0;
 	__u64 ts = 0;
 	int w;
@@ -550,13 +563,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 		ADD(c->drop_live_usable, usable);
 		return;
 	}
-	blk->requested = requested;
-	blk->usable = usable;
-	blk->ts_ns = ts;
-	blk->tid = tid;
-	blk->stack_id = stack_id;
-	blk->flags = flags;
-	blk->prev_tid = prev_tid;
+	block_fill(blk, requested, usable, ts, stack_id, flags, prev_tid);
 	if (t) {
 		ADD(t->live_blocks, 1);
 		ADD(t->live_bytes, requested);
@@ -619,7 +626,7 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	__u64 ts = 0;
 	int w;
 
-	sample_hist_add(ZT_SHIST_ALLOC, requested, weight);
+	sample_hist_add(requested, weight);
 	if (capture_stacks) {
 		ts = bpf_ktime_get_ns();
 		stack_id = get_stack(ctx, c);
@@ -635,8 +642,9 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	if (!blk)
 		blk = live_insert(b1, b2, ptr);
 	if (!blk) {
+		/* Both full: b1 is marked spilled, b2 holds ways too. */
 		blk = sample_evict(b1, ptr);
-		if (!blk && b1 && READ_ONCE(b1->spilled))
+		if (!blk)
 			blk = sample_evict(b2, ptr);
 		if (blk)
 			ADD(c->sample_ways_reused, 1);
@@ -647,13 +655,8 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 		ADD(c->drop_live_usable, weight);
 		return;
 	}
-	blk->requested = requested;
-	blk->weight = weight;
-	blk->ts_ns = ts;
-	blk->tid = (__u32)bpf_get_current_pid_tgid();
-	blk->stack_id = stack_id;
-	blk->flags = 0;
-	blk->prev_tid = 0;
+	/* usable is the weight's field (struct zt_block). */
+	block_fill(blk, requested, weight, ts, stack_id, 0, 0);
 }
 
 /*

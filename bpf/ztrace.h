@@ -29,7 +29,7 @@
  * the target (include/zmalloc_sampling.h; tools/ztrace/sample_live.c): the
  * FREE kind and every live figure are computed there, not here.
  */
-#define ZT_SHIST_ALLOC 0 /* sample_alloc, by requested size */
+#define ZT_SHIST_ALLOC 0 /* sample_alloc, by requested size (the map) */
 #define ZT_SHIST_FREE 1 /* samples found freed (user space only) */
 #define ZT_SHIST_KINDS 2
 #define ZT_MILLI 1000
@@ -101,7 +101,7 @@ struct zt_stack_totals {
 	__s64 live_bytes; /* requested bytes still live */
 };
 
-/* One sample_hist slot: key = kind * ZT_HIST_BUCKETS + bucket; per CPU. */
+/* One sample_hist slot (key = bucket; per CPU), and user space's too. */
 struct zt_sample_slot {
 	__u64 samples;
 	__u64 requested; /* requested bytes of the samples themselves */

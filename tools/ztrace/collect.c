@@ -81,20 +81,17 @@ static void derive(struct zt_snapshot *s)
 			 c->drop_live_usable;
 }
 
+/* The kernel's half of the sampled histograms: ALLOC (see ztrace.h). */
 static int collect_sample_hist(const struct zt_probes *p, struct zt_snapshot *s)
 {
 	int fd = bpf_map__fd(p->skel->maps.sample_hist);
-	__u32 key, kind, b;
 	int err = 0;
+	__u32 b;
 
-	for (kind = 0; !err && kind < ZT_SHIST_KINDS; kind++) {
-		for (b = 0; !err && b < ZT_HIST_BUCKETS; b++) {
-			key = kind * ZT_HIST_BUCKETS + b;
-			err = lookup_percpu_sum(fd, &key, &s->shist[kind][b],
-						sizeof(s->shist[kind][b]),
-						p->ncpus);
-		}
-	}
+	for (b = 0; !err && b < ZT_HIST_BUCKETS; b++)
+		err = lookup_percpu_sum(fd, &b, &s->shist[ZT_SHIST_ALLOC][b],
+					sizeof(s->shist[ZT_SHIST_ALLOC][b]),
+					p->ncpus);
 	return err;
 }
 
