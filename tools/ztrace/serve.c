@@ -269,29 +269,25 @@ static void label_value(char *out, size_t len, const char *v)
 }
 
 /*
- * --sample: the sampled histograms, estimated, where the exact ones (empty
- * in sampled mode) would be; count is the estimate of blocks, bytes that
- * of requested bytes.
+ * A histogram of one target: exact, or with --sample its estimate (count
+ * the estimated blocks, bytes the estimated requested bytes).
  */
-static void estimated_hists(struct zt_snapshot *s)
+static void hist_slots(const struct serve_snap *n, int kind,
+		       struct zt_hist_slot *out)
 {
-	static const int kinds[][2] = {
-		{ ZT_HIST_ALLOC, ZT_SHIST_ALLOC },
-		{ ZT_HIST_FREE, ZT_SHIST_FREE },
-	};
-	size_t k;
+	int skind = kind == ZT_HIST_ALLOC ? ZT_SHIST_ALLOC : ZT_SHIST_FREE;
 	int b;
 
-	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-		for (b = 0; b < ZT_HIST_BUCKETS; b++) {
-			const struct zt_sample_slot *in =
-				&s->shist[kinds[k][1]][b];
-			struct zt_hist_slot *out = &s->hist[kinds[k][0]][b];
+	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
+		const struct zt_sample_slot *in = &n->s.shist[skind][b];
 
-			out->count = est_count((__s64)in->count_milli);
-			out->bytes = in->weight;
-			out->frag = 0;
+		if (!env.sample) {
+			out[b] = n->s.hist[kind][b];
+			continue;
 		}
+		out[b].count = est_count((__s64)in->count_milli);
+		out[b].bytes = in->weight;
+		out[b].frag = 0;
 	}
 }
 
@@ -309,7 +305,6 @@ static int snap_one(struct serve_target *st, struct serve_snap *out)
 	out->s.rss_err = proc_rss(st->t.pid, &out->s.rss);
 	if (env.sample) {
 		estimate_totals(&out->s, &out->e);
-		estimated_hists(&out->s);
 		if (!sample_ctl_read(&st->sc, &st->t))
 			out->mean_bytes = st->sc.mean_bytes;
 	}
@@ -467,9 +462,10 @@ static void write_hist(FILE *f, const char *name, const char *help, int kind,
 	family(f, name, "histogram", help);
 	snprintf(bucket, sizeof(bucket), "%s_bucket", name);
 	for (i = 0; i < n; i++) {
-		const struct zt_hist_slot *h = v[i].s.hist[kind];
-		struct zt_hist_slot t = hist_total(h);
+		struct zt_hist_slot h[ZT_HIST_BUCKETS], t;
 
+		hist_slots(&v[i], kind, h);
+		t = hist_total(h);
 		cum = 0;
 		for (b = 0; b < SERVE_HIST_BUCKETS; b++) {
 			cum += h[b].count;
