@@ -154,12 +154,11 @@ static int by_lost_desc(const void *a, const void *b)
 	return (x->stack_id > y->stack_id) - (x->stack_id < y->stack_id);
 }
 
-static const struct zscan_block *sort_blocks;
-
-static int by_stack_index(const void *a, const void *b)
+/* qsort_r: indexes of blocks (arg) by the blocks' stacks. */
+static int by_stack_index(const void *a, const void *b, void *arg)
 {
-	__u32 x = sort_blocks[*(const size_t *)a].user;
-	__u32 y = sort_blocks[*(const size_t *)b].user;
+	const struct zscan_block *v = arg;
+	__u32 x = v[*(const size_t *)a].user, y = v[*(const size_t *)b].user;
 
 	return (x > y) - (x < y);
 }
@@ -193,8 +192,8 @@ static int sum_by_stack(struct block_list *l, struct zt_scan_result *r)
 		return -ENOMEM;
 	for (i = 0; i < l->n; i++)
 		idx[i] = i;
-	sort_blocks = l->v;
-	qsort(idx, l->n, sizeof(*idx), by_stack_index);
+	/* The weights stay at their blocks' indexes: sort indexes. */
+	qsort_r(idx, l->n, sizeof(*idx), by_stack_index, l->v);
 	for (i = 0; i < l->n; i++) {
 		const struct zscan_block *b = &l->v[idx[i]];
 		struct zt_scan_row *row;
