@@ -131,21 +131,11 @@ static int rescan_stopped(struct zscan_ctx *ctx, struct zs_mark *m,
 	struct zs_maps maps;
 	int err;
 
-	err = zs_world_regs(w, o);
+	err = zs_stopped_roots(m, w, o, st, &maps, &roots_t);
 	if (err)
 		return err;
-	if (o->stopped)
-		o->stopped(o->stopped_arg, m->pid);
-	for (size_t i = 0; i < w->n; i++)
-		st->threads += !w->th[i].gone;
-	err = zs_maps_read(m->pid, &maps);
-	if (err)
-		return err;
-	err = zs_roots(&maps, w, false, o->flags, m->pid, &roots_t, st);
 	/* What the tracker cannot vouch for counts as written. */
-	if (!err)
-		err = zs_wtrack_written(&ctx->wt, &maps, &roots_t, false,
-					&dirty);
+	err = zs_wtrack_written(&ctx->wt, &maps, &roots_t, false, &dirty);
 	if (err)
 		goto out_free;
 	zs_ranges_normalize(&dirty);

@@ -79,13 +79,29 @@ const char *zscan_class_name(unsigned int cls)
 	return cls < ZSCAN_NR_CLASSES ? names[cls] : "?";
 }
 
-static uint32_t live_threads(const struct zs_world *w)
+int zs_stopped_roots(struct zs_mark *m, struct zs_world *w,
+		     const struct zscan_opts *o, struct zscan_stats *st,
+		     struct zs_maps *maps, struct zs_ranges *roots)
 {
-	uint32_t n = 0;
+	int err;
 
+	err = zs_world_regs(w, o);
+	if (err)
+		return err;
+	if (o->stopped)
+		o->stopped(o->stopped_arg, m->pid);
+	st->threads = 0;
 	for (size_t i = 0; i < w->n; i++)
-		n += !w->th[i].gone;
-	return n;
+		st->threads += !w->th[i].gone;
+	err = zs_maps_read(m->pid, maps);
+	if (err)
+		return err;
+	err = zs_roots(maps, w, false, o->flags, m->pid, roots, st);
+	if (err) {
+		zs_ranges_free(roots);
+		zs_maps_free(maps);
+	}
+	return err;
 }
 
 /* Everything of the scan that needs the target stopped. */
@@ -96,18 +112,9 @@ static int scan_stopped(struct zs_mark *m, struct zs_world *w,
 	struct zs_maps maps;
 	int err;
 
-	err = zs_world_regs(w, o);
+	err = zs_stopped_roots(m, w, o, st, &maps, &roots);
 	if (err)
 		return err;
-	if (o->stopped)
-		o->stopped(o->stopped_arg, m->pid);
-	st->threads = live_threads(w);
-	err = zs_maps_read(m->pid, &maps);
-	if (err)
-		return err;
-	err = zs_roots(&maps, w, false, o->flags, m->pid, &roots, st);
-	if (err)
-		goto out_free_maps;
 	m->stopped = true;
 	err = zs_mark_copy(m);
 	if (!err)
@@ -118,7 +125,6 @@ static int scan_stopped(struct zs_mark *m, struct zs_world *w,
 		err = zs_mark_drain(m);
 	m->stopped = false;
 	zs_ranges_free(&roots);
-out_free_maps:
 	zs_maps_free(&maps);
 	return err;
 }

@@ -292,6 +292,16 @@ ZS_HIDDEN int zs_mark_cliques(struct zs_mark *m);
 ZS_HIDDEN void zs_mark_classify(struct zs_mark *m, struct zscan_block *b,
 				size_t n, bool undecided);
 
+/*
+ * zscan.c: what every scan does first with the world stopped: the
+ * registers, the caller's stopped() callback, the threads counted, the
+ * maps and their root ranges (freed on error).
+ */
+ZS_HIDDEN int zs_stopped_roots(struct zs_mark *m, struct zs_world *w,
+			       const struct zscan_opts *o,
+			       struct zscan_stats *st, struct zs_maps *maps,
+			       struct zs_ranges *roots);
+
 /* ------------------------------------------------------- snapshot.c */
 struct zs_snap {
 	pid_t pid; /* the target */
