@@ -84,7 +84,7 @@ static const char *const sample_kind_names[ZT_SHIST_KINDS] = {
 static const char *const sample_kind_titles[ZT_SHIST_KINDS] = {
 	[ZT_SHIST_ALLOC] = "allocations by requested size",
 	[ZT_SHIST_FREE] =
-		"frees of blocks allocated since attach, by requested size",
+		"frees of blocks sampled since attach, by requested size",
 };
 
 static __u64 sub_or_zero(__u64 a, __u64 b)
