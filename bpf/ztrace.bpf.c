@@ -112,6 +112,47 @@ struct {
 
 #define ADD(field, val) __sync_fetch_and_add(&(field), (val))
 
+/* The clock as last read on this CPU, its jiffy, and events since. */
+struct zt_clock {
+	__u64 jiffies;
+	__u64 ns;
+	__u64 seq;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_clock);
+} clock_cache SEC(".maps");
+
+/*
+ * A block's birth time: CLOCK_MONOTONIC at most a jiffy behind, for its
+ * age. The clock itself (bpf_ktime_get_ns) cost 100-280 ns here, a sixth
+ * of a sampled event, and the jiffies counter is a load: so the clock is
+ * read once a jiffy per CPU. Each event in that jiffy adds 1 ns to the
+ * reading, so that a birth stays unique on its CPU (with its address, it
+ * tells a block from the next one there, see leak_scan.c) and is never
+ * ahead of the clock (an event takes far more than 1 ns). Tracing
+ * programs may not call bpf_ktime_get_coarse_ns.
+ */
+static __always_inline __u64 birth_ns(void)
+{
+	__u64 j = bpf_jiffies64();
+	struct zt_clock *ck;
+	__u32 zero = 0;
+
+	ck = bpf_map_lookup_elem(&clock_cache, &zero);
+	if (!ck)
+		return bpf_ktime_get_ns();
+	if (ck->jiffies != j || !ck->ns) {
+		ck->ns = bpf_ktime_get_ns();
+		ck->jiffies = j;
+		ck->seq = 0;
+	}
+	return ck->ns + ck->seq++;
+}
+
 static __always_inline bool is_target(void)
 {
 	return targ_tgid == 0 ||
@@ -279,45 +320,70 @@ static __always_inline struct zt_stack_totals *get_totals(struct zt_counters *c,
 /* Frames further than this above the stack pointer are not believed. */
 #define ZT_STACK_SPAN (256ULL << 20)
 
+/* A walk in progress (walk_step). */
+struct zt_walk {
+	__u64 *ips;
+	__u64 fp, sp;
+	__u64 frame[2]; /* here: a callback's own stack trips the verifier */
+	bool done;
+};
+
+/*
+ * Frame I + 1: one bpf_loop callback, verified once, where a loop over
+ * the frames was verified once per frame, and past --stack-depth 32 went
+ * over the verifier's budget. Past the chain's end it zeroes the slot.
+ */
+static long walk_step(__u64 i, void *arg)
+{
+	struct zt_walk *w = arg;
+	__u64 fp = w->fp;
+
+	i++;
+	if (i >= ZT_MAX_STACK_DEPTH || i >= stack_depth)
+		return 1;
+	w->ips[i] = 0;
+	if (w->done)
+		return 0;
+	if (fp < w->sp || fp - w->sp > ZT_STACK_SPAN || (fp & 7) ||
+	    bpf_probe_read_user(w->frame, sizeof(w->frame), (void *)fp) ||
+	    !w->frame[1]) {
+		w->done = true;
+		return 0;
+	}
+	w->ips[i] = w->frame[1];
+	w->fp = w->frame[0] > fp ? w->frame[0] : 0;
+	return 0;
+}
+
 /*
  * The caller's stack by its frame pointers, into IPS (leaf first, zeroed
- * past the last frame); returns the frame count. The kernel's walker
+ * past the last frame). The kernel's walker
  * (bpf_get_stackid) reads the frame above main too, whose saved frame
  * pointer is whatever glibc left in rbp, and takes a fault on it at every
  * allocation, about 800 ns here. A frame pointer is followed only while it
  * rises and stays within ZT_STACK_SPAN of the stack pointer, so the walk
  * ends there without touching memory.
  */
-static __always_inline __u32 walk_stack(struct pt_regs *ctx, __u64 *ips)
+static __always_inline void walk_stack(struct pt_regs *ctx, __u64 *ips)
 {
-	__u64 fp = PT_REGS_FP(ctx), sp = PT_REGS_SP(ctx), frame[2];
-	__u32 i, n = 1;
+	struct zt_walk w = {
+		.ips = ips,
+		.fp = PT_REGS_FP(ctx),
+		.sp = PT_REGS_SP(ctx),
+	};
 
 	ips[0] = PT_REGS_IP(ctx);
-	for (i = 1; i < ZT_MAX_STACK_DEPTH && i < stack_depth; i++) {
-		ips[i] = 0;
-		if (n < i)
-			continue;
-		if (fp < sp || fp - sp > ZT_STACK_SPAN || (fp & 7))
-			continue;
-		if (bpf_probe_read_user(frame, sizeof(frame), (void *)fp) ||
-		    !frame[1])
-			continue;
-		ips[i] = frame[1];
-		n = i + 1;
-		fp = frame[0] > fp ? frame[0] : 0;
-	}
-	return n;
+	bpf_loop(stack_depth - 1, walk_step, &w, 0);
 }
 
 /* FNV-1a over the frames: the stack's id is its hash, masked. */
-static __always_inline __u32 stack_hash(const __u64 *ips, __u32 n)
+static __always_inline __u32 stack_hash(const __u64 *ips)
 {
 	__u64 h = 0xcbf29ce484222325ULL;
 	__u32 i;
 
 	for (i = 0; i < ZT_MAX_STACK_DEPTH && i < stack_depth; i++) {
-		if (i >= n)
+		if (!ips[i])
 			break;
 		h = (h ^ ips[i]) * 0x100000001b3ULL;
 	}
@@ -347,9 +413,9 @@ static __always_inline bool same_stack(const __u64 *a, const __u64 *b)
  * sharing a masked hash, one run in a hundred with ASLR, both keep theirs.
  */
 static __always_inline __u32 store_stack(struct zt_counters *c,
-					 const __u64 *ips, __u32 n)
+					 const __u64 *ips)
 {
-	__u32 id = stack_hash(ips, n), k;
+	__u32 id = stack_hash(ips), k;
 	__u64 *old;
 	long err;
 
@@ -377,15 +443,58 @@ out_error:
 	return ZT_STACK_NONE;
 }
 
+/* A sampled block's stack, as the library wrote it (ztrace.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_sample_stack);
+} sample_stack SEC(".maps");
+
+/*
+ * A sampled block's stack from the frames the library wrote before its
+ * header: one user read for the lot, where walking costs one a frame. A
+ * stack the library did not write (a layout without it, or the thread's
+ * stack unknown to it) is walked, as is any depth past its frames.
+ */
+static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
+					      __u64 ptr)
+{
+	struct zt_sample_stack *st;
+	__u32 zero = 0, i;
+
+	st = bpf_map_lookup_elem(&sample_stack, &zero);
+	if (!st ||
+	    bpf_probe_read_user(st, sizeof(*st),
+				(void *)(ptr - ZT_SAMPLE_STACK_OFFSET)) ||
+	    st->check != (ZT_SAMPLE_STACK ^ ptr) || !st->nframes)
+		return false;
+	/* Deeper than the library's frames: the whole walk (rare). */
+	if (st->nframes >= ZT_SAMPLE_FRAMES && st->next_fp &&
+	    stack_depth > ZT_SAMPLE_FRAMES + 1)
+		return false;
+	/*
+	 * The frames past nframes are 0 (zmalloc_sampling.h) and ips has room
+	 * for them all (probes.c): one copy, no loop the verifier unrolls.
+	 */
+	ips[0] = PT_REGS_IP(ctx);
+	__builtin_memcpy(ips + 1, st->frames, sizeof(st->frames));
+	for (i = ZT_SAMPLE_FRAMES + 1;
+	     i < ZT_MAX_STACK_DEPTH && i < stack_depth; i++)
+		ips[i] = 0;
+	return true;
+}
+
 /*
  * The walk goes into this CPU's scratch buffer, whose first word says it
  * is in use: a uprobe program can be preempted, and another thread's
  * program on the same CPU then runs to its end before the first resumes.
  * That one finds the buffer busy and drops its stack (counted) rather than
- * overwrite a walk half done.
+ * overwrite a walk half done. A sample's stack is read, not walked, when
+ * SAMPLE is its block's address.
  */
 static __always_inline __u32 get_stack(struct pt_regs *ctx,
-				       struct zt_counters *c)
+				       struct zt_counters *c, __u64 sample)
 {
 	__u32 zero = 0, id;
 	__u64 *buf;
@@ -396,7 +505,12 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 		return ZT_STACK_NONE;
 	}
 	WRITE_ONCE(buf[0], 1);
-	id = store_stack(c, buf + 1, walk_stack(ctx, buf + 1));
+	if (!sample || !read_sample_stack(ctx, buf + 1, sample)) {
+		if (sample)
+			ADD(c->sample_stacks_walked, 1);
+		walk_stack(ctx, buf + 1);
+	}
+	id = store_stack(c, buf + 1);
 	WRITE_ONCE(buf[0], 0);
 	return id;
 }
@@ -537,8 +651,8 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	hist_add(ZT_HIST_ALLOC, requested, usable);
 	if (capture_stacks) {
 		/* Only leaks needs ages; hist and stat spare the clock. */
-		ts = bpf_ktime_get_ns();
-		stack_id = get_stack(ctx, c);
+		ts = birth_ns();
+		stack_id = get_stack(ctx, c, 0);
 		t = get_totals(c, stack_id);
 		if (t) {
 			ADD(t->allocs, 1);
@@ -628,8 +742,8 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 
 	sample_hist_add(requested, weight);
 	if (capture_stacks) {
-		ts = bpf_ktime_get_ns();
-		stack_id = get_stack(ctx, c);
+		ts = birth_ns();
+		stack_id = get_stack(ctx, c, ptr);
 		st = get_sample_totals(c, stack_id);
 		if (st) {
 			ADD(st->samples, 1);

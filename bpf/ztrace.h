@@ -42,6 +42,22 @@
 #define ZT_SAMPLE_LIVE 0x6576696c706d737aULL
 #define ZT_SAMPLE_LIVE_OFFSET 8 /* bytes before the block */
 
+/*
+ * The allocating stack the library writes before a sampled block's header
+ * (struct zmalloc_sample_stack), which sample_alloc's program reads in one
+ * piece instead of walking the frames.
+ */
+#define ZT_SAMPLE_STACK 0x6b63617473706d7aULL
+#define ZT_SAMPLE_FRAMES 31
+#define ZT_SAMPLE_STACK_OFFSET (32 + 272) /* bytes before the block */
+
+struct zt_sample_stack {
+	__u64 check; /* ZT_SAMPLE_STACK ^ block address */
+	__u64 nframes;
+	__u64 next_fp;
+	__u64 frames[ZT_SAMPLE_FRAMES];
+};
+
 /* Stack id of blocks whose allocating stack could not be recorded. */
 #define ZT_STACK_NONE 0xffffffffU
 
@@ -79,7 +95,7 @@ struct zt_block {
 		__u64 usable; /* exact probes */
 		__u64 weight; /* sampled mode: the bytes the sample stands for */
 	};
-	__u64 ts_ns; /* bpf_ktime_get_ns() at allocation */
+	__u64 ts_ns; /* birth: CLOCK_MONOTONIC, <= a jiffy behind */
 	__u32 tid;
 	__u32 stack_id; /* ZT_STACK_NONE when not recorded */
 	__u32 flags; /* ZT_BLOCK_* */
@@ -147,6 +163,7 @@ struct zt_counters {
 	__u64 drop_args; /* probe hits whose arguments could not be read */
 	__u64 sample_alloc_hits; /* sampled mode: probe hits, counted apart */
 	__u64 sample_ways_reused; /* ways of freed samples taken, table full */
+	__u64 sample_stacks_walked; /* samples whose stack the library left */
 };
 
 #endif /* ZTRACE_H */

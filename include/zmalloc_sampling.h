@@ -27,6 +27,10 @@
  * block's memory can be handed out again). Reading that header from
  * outside (process_vm_readv) tells a tracer which of the samples it saw
  * are still live, and spares the process one kernel entry per sample.
+ * Before the header, a struct zmalloc_sample_stack holds the block's
+ * allocating stack, walked by the library along the frame pointers when it
+ * took the sample, so that a tracer can read it in one piece rather than
+ * walk it frame by frame from the kernel (see the struct).
  *
  * Settings:
  *   ZMALLOC_SAMPLE_BYTES  (environment) mean bytes between samples, default
@@ -48,8 +52,11 @@
 #include <stdint.h>
 
 #define ZMALLOC_SAMPLE_SYMBOL "zm_sample_control"
-/* Layout 2: the control below, and the block header with its live word. */
-#define ZMALLOC_SAMPLE_MAGIC 0x32706d6173666d7aULL /* "zmfsamp2" */
+/*
+ * Layout 3: the control below; the block header with its live word, and
+ * the allocating stack before it.
+ */
+#define ZMALLOC_SAMPLE_MAGIC 0x33706d6173666d7aULL /* "zmfsamp3" */
 #define ZMALLOC_SAMPLE_DEFAULT_BYTES 524288
 
 struct zmalloc_sample_control {
@@ -68,6 +75,31 @@ struct zmalloc_sample_hdr {
 	uint64_t usable; /* bytes the caller may use */
 	uint64_t weight; /* the sample's weight, as sample_alloc gave it */
 	uint64_t live; /* ZMALLOC_SAMPLE_LIVE ^ block address, or 0 */
+};
+
+#define ZMALLOC_SAMPLE_FRAMES 31
+#define ZMALLOC_SAMPLE_STACK_SIZE 272
+#define ZMALLOC_SAMPLE_STACK 0x6b63617473706d7aULL /* "zmpstack" */
+
+/*
+ * The ZMALLOC_SAMPLE_STACK_SIZE bytes before a sampled block's header: the
+ * stack that allocated it, written before sample_alloc fires. frames[0] is
+ * the return address of the function that fired sample_alloc (the probe's
+ * own address is the tracer's to add), then its callers' in turn, as the
+ * frame-pointer chain of the calling thread gives them: a frame pointer is
+ * followed while it rises and stays on the thread's stack, and the walk
+ * ends at a zero return address. nframes is 0 when the library found no
+ * frame, or did not walk (the frame pointer was off the thread's known
+ * stack: a signal stack, a coroutine's); the tracer walks then. next_fp is the frame pointer
+ * where a walk deeper than frames[] would go on, or 0 at the chain's end;
+ * the frames past nframes are 0.
+ * check is ZMALLOC_SAMPLE_STACK ^ the block's address once it is written.
+ */
+struct zmalloc_sample_stack {
+	uint64_t check;
+	uint64_t nframes;
+	uint64_t next_fp;
+	uint64_t frames[ZMALLOC_SAMPLE_FRAMES];
 };
 
 #endif /* ZMALLOC_SAMPLING_H */

@@ -148,7 +148,7 @@ void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 	pthread_once(&heap_once, heap_reserve);
 	if (!heap_ok || usable > zm_sample_region.len / 2)
 		return NULL;
-	want = (usable + ZM_SAMPLE_HDR_SIZE + ZM_PAGE - 1) / ZM_PAGE;
+	want = (usable + ZM_SAMPLE_PREFIX + ZM_PAGE - 1) / ZM_PAGE;
 	pthread_mutex_lock(&heap_lock);
 	first = pages_find(want);
 	if (first != npages)
@@ -156,7 +156,8 @@ void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 	pthread_mutex_unlock(&heap_lock);
 	if (first == npages)
 		return NULL;
-	hdr = (struct zm_sample_hdr *)(zm_sample_region.base + first * ZM_PAGE);
+	hdr = (struct zm_sample_hdr *)(zm_sample_region.base + first * ZM_PAGE +
+				       ZMALLOC_SAMPLE_STACK_SIZE);
 	if (zero && dirty)
 		memset((char *)hdr + ZM_SAMPLE_HDR_SIZE, 0, usable);
 	hdr->npages = want;
@@ -170,7 +171,9 @@ void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 void zm_sample_heap_free(void *p)
 {
 	struct zm_sample_hdr *hdr = zm_sample_hdr_of(p);
-	uint64_t first = ((uintptr_t)hdr - zm_sample_region.base) / ZM_PAGE;
+	uint64_t first =
+		((uintptr_t)zm_sample_stack_of(p) - zm_sample_region.base) /
+		ZM_PAGE;
 	uint64_t n = hdr->npages;
 	bool keep;
 
@@ -184,7 +187,7 @@ void zm_sample_heap_free(void *p)
 	if (keep)
 		return;
 	/* Past the cache: the memory goes back, and the pages read as zero. */
-	madvise(hdr, n * ZM_PAGE, MADV_DONTNEED);
+	madvise(zm_sample_stack_of(p), n * ZM_PAGE, MADV_DONTNEED);
 	pthread_mutex_lock(&heap_lock);
 	pages_give(first, n, false);
 	pthread_mutex_unlock(&heap_lock);

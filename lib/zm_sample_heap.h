@@ -11,8 +11,9 @@
  * whatever the backend. Before the region exists the word holds an address
  * in the kernel half, where no user pointer can be.
  *
- * Each sampled block takes whole pages: a 32-byte header at the start of
- * its first page, then the caller's bytes. The header keeps what the free
+ * Each sampled block takes whole pages: its allocating stack (272 bytes)
+ * at the start of its first page, a 32-byte header, then the caller's
+ * bytes. The header keeps what the free
  * needs: the page count, the usable size and the sample's weight; and its
  * live word tells a tracer whether the block is still allocated, which is
  * part of the library's interface (zmalloc_sampling.h). Freed
@@ -32,6 +33,7 @@
 #include "zmalloc_sampling.h"
 
 #define ZM_SAMPLE_HDR_SIZE ZMALLOC_SAMPLE_HDR_SIZE
+#define ZM_SAMPLE_PREFIX (ZMALLOC_SAMPLE_STACK_SIZE + ZM_SAMPLE_HDR_SIZE)
 
 struct zm_sample_region {
 	uintptr_t base;
@@ -42,6 +44,8 @@ struct zm_sample_region {
 
 _Static_assert(sizeof(struct zm_sample_hdr) == ZM_SAMPLE_HDR_SIZE,
 	       "header keeps 16-byte alignment");
+_Static_assert(sizeof(struct zmalloc_sample_stack) == ZMALLOC_SAMPLE_STACK_SIZE,
+	       "the stack keeps 16-byte alignment");
 
 extern struct zm_sample_region zm_sample_region
 	__attribute__((visibility("hidden")));
@@ -68,6 +72,11 @@ static inline bool zm_in_sample_heap(const void *p)
 static inline struct zm_sample_hdr *zm_sample_hdr_of(void *p)
 {
 	return (struct zm_sample_hdr *)((char *)p - ZM_SAMPLE_HDR_SIZE);
+}
+
+static inline struct zmalloc_sample_stack *zm_sample_stack_of(void *p)
+{
+	return (struct zmalloc_sample_stack *)((char *)p - ZM_SAMPLE_PREFIX);
 }
 
 /* A block of usable bytes (zeroed if asked), or NULL: the region is full. */

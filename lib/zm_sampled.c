@@ -5,6 +5,7 @@
  */
 #include "zm_backend.h"
 #include "zm_sample_heap.h"
+#include "zm_sample_stack.h"
 #include "zm_sampled.h"
 #include "zm_sampler.h"
 #include "zm_usdt.h"
@@ -19,6 +20,10 @@ void *zm_sampled_alloc(size_t size, bool zero, uint64_t weight, size_t *usable)
 	ptr = zm_sample_heap_alloc(want, weight, zero);
 	if (ptr) {
 		*usable = want;
+		/* This function's frame is where the probe's walk would start. */
+		zm_sample_stack_fill(zm_sample_stack_of(ptr),
+				     (uintptr_t)__builtin_frame_address(0),
+				     (uintptr_t)ptr);
 		ZM_FIRE(sample_alloc, ptr, size, want, weight);
 		return ptr;
 	}

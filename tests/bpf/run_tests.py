@@ -603,6 +603,7 @@ def check_sample_hits(doc):
     eq(hits["sample_alloc_hits"], doc["events"]["alloc_samples"],
        "sample_alloc hits vs samples")
     eq(hits["live_unverified"], 0, "samples whose header was not read")
+    eq(hits["stacks_walked"], 0, "sampled stacks not from the library")
     eq(doc["sampled"], True, "report says it is sampled")
     eq(doc["complete"], True, "sampled report complete")
     eq(doc["drops"]["samples_lost"], 0, "samples lost by the target")
@@ -810,6 +811,44 @@ def test_sample_small_table_reuses_freed():
     eq(doc["live"]["samples"], 0, "samples live at the end")
     eq(doc["events"]["free_samples"], doc["events"]["alloc_samples"],
        "samples found freed")
+
+
+def deep_leak(args, n, name):
+    """The one leak of "deep N" under ztrace leaks ARGS: (doc, funcs)."""
+    path = out_path(name)
+    p = subprocess.run([ZTRACE, "leaks", "--json", "-o", path] + args +
+                       ["--", WORKLOAD, "deep", str(n)], capture_output=True,
+                       text=True, timeout=120)
+    eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
+    doc = final_doc(path)
+    eq(len(doc["leaks"]["top"]), 1, "leaks of deep %d: %r" %
+       (n, doc["leaks"]["top"]))
+    leak = doc["leaks"]["top"][0]
+    eq(leak["bytes"], 4096, "leaked bytes (a sample's weight at rate 1)")
+    return doc, [f.get("func") for f in leak["frames"]]
+
+
+def test_sample_stack_from_library():
+    """A sample's stack as the library wrote it in the block's header, read
+    in one piece: the same frames as the kernel's walk of the exact probe,
+    every frame of a 10-deep leak; past the header's 31 frames (a deeper
+    --stack-depth) the kernel walks, counted, and gets all 50. And the
+    deepest --stack-depth, which the verifier once refused."""
+    for n, depth, walked in ((10, 32, 0), (50, 64, 1)):
+        args = ["--stack-depth", str(depth)]
+        doc, sampled = deep_leak(args + ["--sample=1"], n,
+                                 "deep-%d-sampled.json" % n)
+        # The warm-up allocation starts the sampler's count, unsampled.
+        eq(doc["events"]["alloc_samples"], 1, "samples")
+        eq(doc["sampling"]["stacks_walked"], walked,
+           "sampled stacks the kernel walked, deep %d" % n)
+        _, exact = deep_leak(args, n, "deep-%d-exact.json" % n)
+        eq(sampled.count("deep_frame"), n, "deep_frame frames: %r" % sampled)
+        eq(sampled[-1], "__libc_start_call_main", "outermost frame")
+        eq(sampled, exact, "sampled stack vs the exact probe's")
+    # The deepest setting loads and is kept: 127 frames, zmalloc's first.
+    _, exact = deep_leak(["--stack-depth", "127"], 130, "deep-130-exact.json")
+    eq(exact, ["deep_frame"] * 126, "frames at --stack-depth 127")
 
 
 def test_sample_stat_default_rate():

@@ -24,6 +24,7 @@
  *   spread N  N rounds of a block of round pages and a 16-byte block just
  *             above it, both freed: with every block sampled, N addresses
  *             of samples, never more than 2 live
+ *   deep N    a 4 KiB block leaked from deep_frame, N calls of it deep
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.
@@ -437,6 +438,25 @@ static NOINLINE int run_spread(long rounds)
 	return 0;
 }
 
+/* N frames of it, then the leak: the sampled stack tests. */
+static NOINLINE void *deep_frame(long n)
+{
+	void *p = n > 1 ? deep_frame(n - 1) : zmalloc(4096);
+
+	__asm__ volatile("" ::: "memory"); /* a frame each, no tail call */
+	return p;
+}
+
+static NOINLINE int run_deep(long n)
+{
+	/* A thread's first allocation starts its sampler's count. */
+	zfree(zmalloc(16));
+	if (!deep_frame(n))
+		return 1;
+	sync_point("end");
+	return 0;
+}
+
 /* Until stdin closes: the attach and detach tests. */
 static NOINLINE int run_loop(void)
 {
@@ -489,6 +509,8 @@ int main(int argc, char **argv)
 		return run_sample();
 	if (!strcmp(argv[arg], "spread") && arg + 1 < argc)
 		return run_spread(atol(argv[arg + 1]));
+	if (!strcmp(argv[arg], "deep") && arg + 1 < argc)
+		return run_deep(atol(argv[arg + 1]));
 	if (!strcmp(argv[arg], "churn")) {
 		churn_pass();
 		sync_point("end");
@@ -496,6 +518,6 @@ int main(int argc, char **argv)
 	}
 out_usage:
 	fprintf(stderr,
-		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample|churn|spread N\n");
+		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample|churn|spread N|deep N\n");
 	return 2;
 }

@@ -219,6 +219,86 @@ static void test_sample_live_word(void **state)
 	zmalloc_set_sample_bytes(0);
 }
 
+/* The stack a tracer reads (zmalloc_sampling.h), given a sampled block. */
+static const struct zmalloc_sample_stack *public_stack(const void *p)
+{
+	return (const struct zmalloc_sample_stack *)((uintptr_t)p -
+						     ZMALLOC_SAMPLE_HDR_SIZE -
+						     ZMALLOC_SAMPLE_STACK_SIZE);
+}
+
+/* A call site the stack must show: *ret is where this function returns. */
+static __attribute__((noinline)) void *alloc_here(size_t size, uintptr_t *ret)
+{
+	void *p = zmalloc(size);
+
+	*ret = (uintptr_t)__builtin_return_address(0);
+	__asm__ volatile("" ::: "memory"); /* not a tail call */
+	return p;
+}
+
+/* In a thread of its own, with a stack of its own: its first sample. */
+static void *sample_in_thread(void *arg)
+{
+	uintptr_t *ret = arg;
+	void *p;
+
+	for (int i = 0; i < 100000; i++) {
+		p = alloc_here(600, ret);
+		if (is_sampled(p))
+			return p;
+		zfree(p);
+	}
+	return NULL;
+}
+
+static void check_stack(const void *p, uintptr_t ret)
+{
+	const struct zmalloc_sample_stack *st = public_stack(p);
+	uint64_t k;
+
+	assert_int_equal(st->check, ZMALLOC_SAMPLE_STACK ^ (uintptr_t)p);
+	assert_in_range(st->nframes, 3, ZMALLOC_SAMPLE_FRAMES);
+	/* zmalloc's frames come first, then alloc_here's caller, exactly. */
+	for (k = 0; k < st->nframes && st->frames[k] != ret; k++)
+		;
+	assert_in_range(k, 1, st->nframes - 1);
+}
+
+/*
+ * The allocating stack the library writes before sample_alloc fires: the
+ * return addresses along the frame pointers, alloc_here's among them, on
+ * the main thread and on another.
+ */
+static void test_sample_stack(void **state)
+{
+	uintptr_t ret = 0;
+	pthread_t th;
+	void *p = NULL, *q = NULL;
+	int i;
+
+	(void)state;
+	zmalloc_set_sample_bytes(4096);
+	sampling(true);
+	for (i = 0; i < 100000 && !p; i++) {
+		p = alloc_here(600, &ret);
+		if (!is_sampled(p)) {
+			zfree(p);
+			p = NULL;
+		}
+	}
+	assert_non_null(p);
+	check_stack(p, ret);
+	assert_int_equal(pthread_create(&th, NULL, sample_in_thread, &ret), 0);
+	assert_int_equal(pthread_join(th, &q), 0);
+	sampling(false);
+	assert_non_null(q);
+	check_stack(q, ret);
+	zfree(p);
+	zfree(q);
+	zmalloc_set_sample_bytes(0);
+}
+
 /* Sampled blocks are ordinary blocks to the caller and to used_memory. */
 static void test_sample_blocks_behave(void **state)
 {
@@ -311,6 +391,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sample_estimates_unbiased),
 		cmocka_unit_test(test_sample_blocks_behave),
 		cmocka_unit_test(test_sample_live_word),
+		cmocka_unit_test(test_sample_stack),
 		cmocka_unit_test(test_sample_cross_thread_free),
 	};
 

@@ -129,9 +129,14 @@ static int size_maps(struct zt_probes *p)
 	if (!err)
 		err = bpf_map__set_value_size(s->maps.stacks,
 					      depth * sizeof(__u64));
+	/* The busy word, then room for a sample's frames at any depth. */
 	if (!err)
-		err = bpf_map__set_value_size(s->maps.stack_scratch,
-					      (depth + 1) * sizeof(__u64));
+		err = bpf_map__set_value_size(
+			s->maps.stack_scratch,
+			(1 + (depth > ZT_SAMPLE_FRAMES ?
+				      depth :
+				      ZT_SAMPLE_FRAMES + 1)) *
+				sizeof(__u64));
 	/*
 	 * Per-stack totals of one kind: exact, or sampled estimates. The
 	 * exact ones are an array indexed by stack id (a stack's hash masked

@@ -18,6 +18,14 @@ _Static_assert(ZMALLOC_SAMPLE_HDR_SIZE -
 						  live) ==
 		       ZT_SAMPLE_LIVE_OFFSET,
 	       "live word offset");
+_Static_assert(ZT_SAMPLE_STACK == ZMALLOC_SAMPLE_STACK, "stack tag");
+_Static_assert(ZT_SAMPLE_FRAMES == ZMALLOC_SAMPLE_FRAMES, "stack frames");
+_Static_assert(sizeof(struct zt_sample_stack) ==
+		       sizeof(struct zmalloc_sample_stack),
+	       "stack size");
+_Static_assert(ZT_SAMPLE_STACK_OFFSET ==
+		       ZMALLOC_SAMPLE_HDR_SIZE + ZMALLOC_SAMPLE_STACK_SIZE,
+	       "stack offset");
 
 static bool header_says_live(const struct zmalloc_sample_hdr *h,
 			     const struct zt_live_entry *e)
