@@ -7,11 +7,12 @@
  *   bench_scan PID CANDS_FILE ROUNDS [MODES]
  *
  * CANDS_FILE holds struct { u64 addr, usable, req; } per block. MODES is a
- * comma-separated list of stw, concurrent and snapshot (default: all
- * three, in that order). Prints one line per scan: "scan MODE ROUND
- * pause_ns total_ns scanned_bytes stopped_bytes threads fork_ns
- * dirty_bytes preclean_bytes TRACKER" and, for the last scan of each
- * mode, "class MODE NAME BLOCKS BYTES".
+ * comma-separated list of stw, concurrent, bounded (concurrent with its
+ * stop bounded at 20 ms, ztrace's default --scan-pause-max) and snapshot
+ * (default: stw,concurrent,snapshot). Prints one line per scan: "scan MODE
+ * ROUND pause_ns total_ns scanned_bytes stopped_bytes threads fork_ns
+ * dirty_bytes preclean_bytes TRACKER outran_bytes outran_ns" and, for the
+ * last scan of each mode, "class MODE NAME BLOCKS BYTES".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,15 +37,17 @@ static void on_log(void *arg, const char *fmt, va_list ap)
 
 static void print(const char *mode, int r, const struct zscan_stats *st)
 {
-	printf("scan %s %d %llu %llu %llu %llu %u %llu %llu %llu %s\n", mode, r,
-	       (unsigned long long)st->pause_ns,
+	printf("scan %s %d %llu %llu %llu %llu %u %llu %llu %llu %s %llu %llu\n",
+	       mode, r, (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
 	       (unsigned long long)st->stopped_bytes, st->threads,
 	       (unsigned long long)st->fork_ns,
 	       (unsigned long long)st->dirty_bytes,
 	       (unsigned long long)st->preclean_bytes,
-	       zscan_tracker_name(st->tracker));
+	       zscan_tracker_name(st->tracker),
+	       (unsigned long long)st->outran_bytes,
+	       (unsigned long long)st->outran_ns);
 	fflush(stdout);
 }
 
@@ -66,12 +69,14 @@ static int run(const char *mode, pid_t pid, struct zscan_block *b, size_t n,
 	int err = 0;
 
 	if (strcmp(mode, "stw") && strcmp(mode, "concurrent") &&
-	    strcmp(mode, "snapshot")) {
+	    strcmp(mode, "bounded") && strcmp(mode, "snapshot")) {
 		fprintf(stderr, "bench_scan: no mode %s\n", mode);
 		return 1;
 	}
 	if (!strcmp(mode, "snapshot"))
 		o.flags |= ZSCAN_F_SNAPSHOT;
+	if (!strcmp(mode, "bounded"))
+		o.pause_max_ns = 20000000;
 	if (strcmp(mode, "stw"))
 		err = zscan_ctx_new(pid, &o, &ctx);
 	for (int i = 0; !err && i < rounds; i++) {

@@ -192,9 +192,33 @@ def test_scan_concurrent_needs_two_scans():
     leaky, zt, path = start(["--scan=concurrent", "-i", "0.5"], "conc")
     try:
         want = expected(leaky.out)
-        second = got_classes(wait_scan_doc(path, 2))
+        doc = wait_scan_doc(path, 2)
+        second = got_classes(doc)
         check(second == want, "second scan %s, expected %s" %
               (second, want))
+        # The default bound on the stop, not reached by an idle target.
+        sc = doc["scan"]
+        check(sc["pause_max_ms"] == 20 and sc["outran_bytes"] == 0 and
+              sc["pause_ms"] < 20, "pause %.2f ms, bound %s, outran %d" %
+              (sc["pause_ms"], sc["pause_max_ms"], sc["outran_bytes"]))
+    finally:
+        stop(leaky, zt)
+
+
+def test_scan_concurrent_pause_bound():
+    """--scan-pause-max shorter than any rescan: each stop resumes the
+    target at once, says so, and calls nothing lost."""
+    leaky, zt, path = start(["--scan=concurrent", "-i", "0.5",
+                             "--scan-pause-max", "0.000001"], "bound")
+    try:
+        sc = wait_scan_doc(path, 2)["scan"]
+        check(sc["outran_bytes"] > 0 and sc["outran_ms"] > 0,
+              "outran %d bytes, %.3f ms" % (sc["outran_bytes"],
+                                            sc["outran_ms"]))
+        for cls in ("definitely_lost", "indirectly_lost", "possibly_lost"):
+            check(sc[cls]["blocks"] == 0, "%s: %r" % (cls, sc[cls]))
+        check(sc["undecided"]["blocks"] > 0, "undecided: %r" %
+              sc["undecided"])
     finally:
         stop(leaky, zt)
 
@@ -306,6 +330,15 @@ def test_scan_option_errors():
                        capture_output=True, text=True)
     check(r.returncode == 2 and "--scan=concurrent" in r.stderr,
           "bad mode: %d %s" % (r.returncode, r.stderr))
+    r = subprocess.run([ZTRACE, "leaks", "--scan=concurrent",
+                        "--scan-pause-max", "soon", "-p", "1"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "number of milliseconds" in r.stderr,
+          "bad bound: %d %s" % (r.returncode, r.stderr))
+    r = subprocess.run([ZTRACE, "hist", "--scan-pause-max", "5", "-p", "1"],
+                       capture_output=True, text=True)
+    check(r.returncode == 2 and "ztrace leaks" in r.stderr,
+          "hist --scan-pause-max: %d %s" % (r.returncode, r.stderr))
 
 
 if __name__ == "__main__":

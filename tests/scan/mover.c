@@ -16,6 +16,8 @@
  *   remap    the slot's mapping replaced by a private mapping of a file
  *            that holds the address, and not touched: a page that no
  *            write of the target made ("remapped")
+ *   scribble a word that is no pointer stored into every heap block: a
+ *            write to every page of the heap ("scribbled")
  *   ping     "pong"
  *
  * With -r, the slot is one page in the middle of GIB gibibytes of
@@ -218,6 +220,12 @@ __attribute__((noinline)) static void build(long mib)
 	memset(line, 0, sizeof(line));
 }
 
+static void scribble(void)
+{
+	for (void **b = g_chain; b; b = *b)
+		b[1] = (void *)(uintptr_t)0x5a5a5a5a5a5a5a5aULL;
+}
+
 static void serve(void)
 {
 	char line[64];
@@ -234,6 +242,9 @@ static void serve(void)
 		} else if (!strncmp(line, "remap", 5)) {
 			remap();
 			put("remapped\n");
+		} else if (!strncmp(line, "scribble", 8)) {
+			scribble();
+			put("scribbled\n");
 		} else if (!strncmp(line, "ping", 4)) {
 			put("pong\n");
 		}

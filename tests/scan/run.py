@@ -347,21 +347,21 @@ class Suite:
 
     # ------------------------------------------------- write tracker
     MOVER_SAYS = {"hide": "hidden", "reveal": "revealed",
-                  "remap": "remapped"}
+                  "remap": "remapped", "scribble": "scribbled"}
 
     def mover_do(self, t, what):
         ans = t.ask(what)
         check(ans == self.MOVER_SAYS[what],
               "mover answered %r to %s" % (ans, what))
 
-    def tracked_scans(self, t, action, at=0, rounds=2):
+    def tracked_scans(self, t, action, at=0, rounds=2, opts=()):
         """Concurrent scans of a mover: "hide" before each; action (a
         mover command) while the target runs, once the pass is done
         (at=0) or after round `at` of precleaning. Verdicts of the last
         scan, stats, stderr."""
         cf = self.cand_file(t)
         s = subprocess.Popen([self.cli, "-c", "-R", "-P", "-n",
-                              str(rounds), str(t.pid), cf],
+                              str(rounds)] + list(opts) + [str(t.pid), cf],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         out, done = [], set()
@@ -468,6 +468,43 @@ class Suite:
                           int(st["dirty"]) < 1 << 20,
                           "tracker %s, %s bytes written, %s precleaned" %
                           (st["tracker"], st["dirty"], st["preclean"]))
+                check_free(t.pid)
+                check_unregistered(t.pid)
+            finally:
+                check(t.finish() == 0, "mover failed")
+
+    def test_scan_pause_bound_withholds_verdicts(self):
+        """The target writes every page of its 64 MiB heap after the last
+        precleaning round: with a 1 ms bound the stop does not rescan
+        them, the target is resumed at once and no block is called lost
+        (the hidden block is undecided); unbounded, the stop rescans the
+        64 MiB and the hidden block is lost, the two scans agreeing."""
+        for bound, want in (("1", "undecided"), ("0", "definitely lost")):
+            t = Target([self.mover, "-m", "64"], self.tmp)
+            try:
+                verdict, stats, _ = self.tracked_scans(
+                    t, "scribble", 1, opts=("-B", bound))
+                moved, heap = self.mover_verdicts(t, verdict)
+                check(moved == want, "bound %s ms: the hidden block is "
+                      "%s, not %s" % (bound, moved, want))
+                check(heap == {"still reachable"}, "heap blocks: %s" % heap)
+                for st in stats:
+                    dirty, outran = int(st["dirty"]), int(st["outran"])
+                    check(dirty >= 64 << 20, "written at the stop: %d" %
+                          dirty)
+                    if bound == "0":
+                        check(outran == 0 and int(st["stopped"]) >= 64 << 20,
+                              "unbounded: outran %d, rescanned %s" %
+                              (outran, st["stopped"]))
+                        continue
+                    # Not rescanned: the stop lasted less than a rescan.
+                    check(outran >= 64 << 20 and
+                          int(st["stopped"]) < 1 << 20 and
+                          int(st["pause_ns"]) < int(st["outran_ns"]),
+                          "bounded: outran %d bytes (%s ns predicted), "
+                          "rescanned %s, paused %s ns" %
+                          (outran, st["outran_ns"], st["stopped"],
+                           st["pause_ns"]))
                 check_free(t.pid)
                 check_unregistered(t.pid)
             finally:

@@ -3,9 +3,10 @@
  * scan_cli.c - drives zscan for the tests: scans PID with the candidates
  * listed in FILE ("cand ADDR REQ USABLE TAG ..." lines, as leaky prints).
  *
- *   scan_cli [-cNPRs] [-n SCANS] [-H MS] [-S MS] PID FILE
+ *   scan_cli [-cNPRs] [-n SCANS] [-H MS] [-S MS] [-B MS] PID FILE
  *
  *   -c      concurrent mode (one context for all the scans)
+ *   -B MS   concurrent: the longest stop (opts.pause_max_ns)
  *   -s      fork snapshot (ZSCAN_F_SNAPSHOT), in either mode
  *   -S MS   snapshot: once the target runs again, print "snapshot PID
  *           CHILD" and hold MS milliseconds before scanning the copy
@@ -125,7 +126,7 @@ static void print_stats(const struct zscan_stats *st, int round)
 	printf("stats round=%d pause_ns=%llu total_ns=%llu scanned=%llu "
 	       "root=%llu stopped=%llu unreadable=%llu dirty=%llu "
 	       "threads=%u fork_ns=%llu reap_ns=%llu tracker=%s "
-	       "preclean=%llu absent=%llu\n",
+	       "preclean=%llu absent=%llu outran=%llu outran_ns=%llu\n",
 	       round, (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
@@ -136,7 +137,9 @@ static void print_stats(const struct zscan_stats *st, int round)
 	       (unsigned long long)st->fork_ns, (unsigned long long)st->reap_ns,
 	       zscan_tracker_name(st->tracker),
 	       (unsigned long long)st->preclean_bytes,
-	       (unsigned long long)st->absent_bytes);
+	       (unsigned long long)st->absent_bytes,
+	       (unsigned long long)st->outran_bytes,
+	       (unsigned long long)st->outran_ns);
 }
 
 int main(int argc, char **argv)
@@ -148,8 +151,11 @@ int main(int argc, char **argv)
 	int opt, scans = 1, concurrent = 0, rounds = 0, err = 0;
 	pid_t pid;
 
-	while ((opt = getopt(argc, argv, "cn:H:NPRsS:")) != -1) {
+	while ((opt = getopt(argc, argv, "B:cn:H:NPRsS:")) != -1) {
 		switch (opt) {
+		case 'B':
+			o.pause_max_ns = (uint64_t)(atof(optarg) * 1e6);
+			break;
 		case 'c':
 			concurrent = 1;
 			break;
@@ -184,7 +190,7 @@ int main(int argc, char **argv)
 	if (argc - optind != 2) {
 		fprintf(stderr,
 			"usage: scan_cli [-cNPRs] [-n SCANS] [-H MS] [-S MS] "
-			"PID FILE\n");
+			"[-B MS] PID FILE\n");
 		return 2;
 	}
 	pid = (pid_t)atoi(argv[optind]);

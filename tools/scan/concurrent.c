@@ -28,7 +28,10 @@
  * The pause is the stop in step 3: the registers, the tracker's query,
  * and the pages written since the last round of step 2. The context's
  * first scan also counts the stop of one thread that makes the
- * userfaultfd.
+ * userfaultfd. With opts.pause_max_ns, a stop that would last longer (the
+ * rescan's bytes at the rate the running rescans achieved) resumes the
+ * target at once, and the scan has no verdict: a target writing faster
+ * than the scanner reads cannot lengthen its pause.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -43,6 +46,7 @@ struct zs_seen {
 
 struct zscan_ctx {
 	pid_t pid;
+	uint64_t rescan_bytes, rescan_ns; /* this scan's running rescans */
 	struct zscan_opts o;
 	struct zs_seen *lost; /* lost in the last scan, sorted by address */
 	size_t nlost;
@@ -120,10 +124,31 @@ static int rescan(struct zs_mark *m, const struct zs_ranges *roots,
 }
 
 /* Step 3's ranges: stopped, rescan. */
+/*
+ * Would rescanning bytes, stopped since stop_ns, go over the pause bound?
+ * At the rate of this scan's running rescans (precleaning, else the pass).
+ */
+static bool over_budget(const struct zscan_ctx *ctx, uint64_t bytes,
+			uint64_t stop_ns, struct zscan_stats *st)
+{
+	uint64_t max = ctx->o.pause_max_ns, need;
+
+	/* Nothing but the registers to rescan: that is always done. */
+	if (!max || !ctx->rescan_bytes || !bytes)
+		return false;
+	need = zs_now_ns() - stop_ns +
+	       (uint64_t)((double)bytes * ctx->rescan_ns / ctx->rescan_bytes);
+	if (need <= max)
+		return false;
+	st->outran_bytes = bytes;
+	st->outran_ns = need;
+	return true;
+}
+
 static int rescan_stopped(struct zscan_ctx *ctx, struct zs_mark *m,
 			  const struct zs_ranges *roots_a,
 			  const struct zs_ranges *bad_a, struct zscan_stats *st,
-			  struct zs_world *w)
+			  struct zs_world *w, uint64_t stop_ns)
 {
 	const struct zscan_opts *o = &ctx->o;
 	struct zs_ranges roots_t = { 0 }, dirty = { 0 };
@@ -151,6 +176,8 @@ static int rescan_stopped(struct zscan_ctx *ctx, struct zs_mark *m,
 	if (err)
 		goto out_free;
 	zs_ranges_normalize(&redo);
+	if (over_budget(ctx, total(&redo), stop_ns, st))
+		goto out_free;
 	m->stopped = true;
 	m->badr = NULL;
 	err = rescan(m, &roots_t, &redo, w);
@@ -171,6 +198,7 @@ static int pass_running(struct zscan_ctx *ctx, struct zs_mark *m,
 {
 	const struct zscan_opts *o = &ctx->o;
 	struct zs_maps maps;
+	uint64_t t0;
 	int err;
 
 	/* Before the arming: filling the copies takes a while. */
@@ -188,12 +216,16 @@ static int pass_running(struct zscan_ctx *ctx, struct zs_mark *m,
 	if (err)
 		return err;
 	m->badr = bad_a;
+	t0 = zs_now_ns();
 	err = zs_mark_copy(m);
 	if (!err)
 		err = zs_mark_roots(m, roots_a);
 	if (!err)
 		err = zs_mark_drain(m);
 	m->badr = NULL;
+	/* The rate a stop would rescan at, until precleaning measures it. */
+	ctx->rescan_bytes = st->scanned_bytes + st->copied_bytes;
+	ctx->rescan_ns = zs_now_ns() - t0;
 	return err;
 }
 
@@ -205,7 +237,7 @@ static int preclean(struct zscan_ctx *ctx, struct zs_mark *m,
 		    const struct zs_ranges *roots_a, struct zs_ranges *bad_a,
 		    struct zscan_stats *st)
 {
-	uint64_t bytes, last = UINT64_MAX;
+	uint64_t bytes, last = UINT64_MAX, t0;
 	struct zs_ranges d = { 0 };
 	struct zs_maps maps;
 	int err = 0;
@@ -214,6 +246,7 @@ static int preclean(struct zscan_ctx *ctx, struct zs_mark *m,
 		if (!zs_wtrack_can_rearm(&ctx->wt))
 			break;
 		d.n = 0;
+		t0 = zs_now_ns();
 		err = zs_maps_read(m->pid, &maps);
 		if (err)
 			break;
@@ -227,6 +260,11 @@ static int preclean(struct zscan_ctx *ctx, struct zs_mark *m,
 		m->badr = bad_a;
 		err = rescan(m, roots_a, &d, NULL);
 		m->badr = NULL;
+		if (bytes) {
+			/* Query and rescan, as a stop would do them. */
+			ctx->rescan_bytes = bytes;
+			ctx->rescan_ns = zs_now_ns() - t0;
+		}
 		if (!err && ctx->o.passed)
 			ctx->o.passed(ctx->o.passed_arg, ctx->pid, i + 1);
 		/* Small enough, or no longer shrinking: stop now. */
@@ -286,7 +324,7 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 	struct zscan_stats local;
 	struct zs_world w;
 	struct zs_mark m;
-	uint64_t t0 = zs_now_ns();
+	uint64_t t0 = zs_now_ns(), stop_ns;
 	bool undecided;
 	int err;
 
@@ -316,15 +354,17 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 	/* What the pass could not read is retried below; count anew. */
 	st->unreadable_bytes = 0;
 	st->device_bytes = 0;
+	stop_ns = zs_now_ns();
 	err = zs_world_stop(&w, ctx->pid, &ctx->o);
 	if (!err)
-		err = rescan_stopped(ctx, &m, &roots_a, &bad_a, st, &w);
+		err = rescan_stopped(ctx, &m, &roots_a, &bad_a, st, &w,
+				     stop_ns);
 	zs_world_resume(&w);
 	st->pause_ns += w.pause_ns;
 	zs_world_free(&w);
 	if (err)
 		goto out_free;
-	undecided = st->unreadable_bytes != 0;
+	undecided = st->unreadable_bytes != 0 || st->outran_bytes;
 	err = zs_mark_cliques(&m);
 	if (err)
 		goto out_free;

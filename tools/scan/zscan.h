@@ -131,6 +131,13 @@ struct zscan_stats {
 	 * zeroes, not read
 	 */
 	uint64_t absent_bytes;
+	/*
+	 * concurrent, with pause_max_ns: the bytes the stop found to rescan
+	 * when that would have taken too long; non-zero: no verdicts (every
+	 * candidate not reached is ZSCAN_UNDECIDED).
+	 */
+	uint64_t outran_bytes;
+	uint64_t outran_ns; /* and how long the stop would have lasted */
 };
 
 /* How the concurrent mode finds the pages written during its pass. */
@@ -185,6 +192,15 @@ struct zscan_opts {
 	 */
 	void (*passed)(void *arg, pid_t pid, unsigned int round);
 	void *passed_arg;
+	/*
+	 * Concurrent mode: the longest the stop may last. Once stopped, if
+	 * rescanning what the target wrote since it was last looked at
+	 * would take longer (at the rate the running rescans went), the
+	 * target is resumed at once and the scan gives no verdict
+	 * (stats.outran_bytes): a writer faster than the scanner cannot
+	 * lengthen the pause. 0: no bound.
+	 */
+	uint64_t pause_max_ns;
 };
 
 /*

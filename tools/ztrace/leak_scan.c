@@ -19,6 +19,7 @@
 #include "collect.h"
 #include "estimate.h"
 #include "leak_scan.h"
+#include "options.h"
 #include "probes.h"
 #include "output.h"
 #include "ztrace_types.h"
@@ -241,6 +242,7 @@ int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
 		.flags = snapshot ? ZSCAN_F_SNAPSHOT : 0,
 		.log = scan_log,
 		.held_tid = held_tid,
+		.pause_max_ns = (uint64_t)(env.scan_pause_max * 1e6),
 	};
 	struct block_list l = { .sampled = p->sampled };
 	int err;

@@ -243,6 +243,11 @@ static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
 		st->threads, st->threads == 1 ? "" : "s",
 		(unsigned long long)r->candidates,
 		(unsigned long long)r->changed);
+	if (st->outran_bytes)
+		fprintf(zt_out,
+			"  scan       no verdicts this time: rescanning what the target wrote during the scan, with its stacks (%s), would have stopped it about %.1f ms, over --scan-pause-max %g ms, so it was resumed at once; the next scan tries again (a larger --scan-pause-max, or --scan=snapshot, gives verdicts now)\n",
+			fmt_size(a, sizeof(a), st->outran_bytes),
+			st->outran_ns / 1e6, env.scan_pause_max);
 	for (c = 0; c < ZSCAN_NR_CLASSES; c++) {
 		if (r->sampled)
 			fprintf(zt_out,
@@ -321,6 +326,11 @@ static void json_scan(struct jw *w, struct zt_session *s,
 	jw_u64(w, "threads", st->threads);
 	jw_u64(w, "candidates", r->candidates);
 	jw_u64(w, "changed", r->changed);
+	if (r->concurrent && !r->snapshot) {
+		jw_double(w, "pause_max_ms", env.scan_pause_max);
+		jw_u64(w, "outran_bytes", st->outran_bytes);
+		jw_double(w, "outran_ms", st->outran_ns / 1e6);
+	}
 	json_classes(w, st->blocks, st->bytes, r->sampled ? r->est_bytes : NULL,
 		     r->est_milli);
 	jw_arr(w, "stacks");

@@ -19,6 +19,7 @@ struct zt_env env = {
 	.max_blocks = 0, /* the default of the mode, below */
 	.max_stacks = ZT_DEFAULT_MAX_STACKS,
 	.stack_depth = ZT_DEFAULT_STACK_DEPTH,
+	.scan_pause_max = ZT_DEFAULT_SCAN_PAUSE_MAX_MS,
 };
 
 enum {
@@ -32,6 +33,7 @@ enum {
 	OPT_FOLDED,
 	OPT_SVG,
 	OPT_SCAN,
+	OPT_SCAN_PAUSE_MAX,
 };
 
 static const struct option long_opts[] = {
@@ -52,6 +54,7 @@ static const struct option long_opts[] = {
 	{ "folded", required_argument, NULL, OPT_FOLDED },
 	{ "svg", required_argument, NULL, OPT_SVG },
 	{ "scan", optional_argument, NULL, OPT_SCAN },
+	{ "scan-pause-max", required_argument, NULL, OPT_SCAN_PAUSE_MAX },
 	{},
 };
 
@@ -147,6 +150,12 @@ static void print_mode_help(enum zt_mode mode)
 			"                       (soft-dirty bits, or a userfaultfd it is\n"
 			"                       made to create); a block is lost once two\n"
 			"                       scans in a row agree\n"
+			"      --scan-pause-max MS  the longest stop of a concurrent scan\n"
+			"                       (default %g; 0: no bound): when the\n"
+			"                       target wrote more than a stop that short\n"
+			"                       can rescan, it is resumed at once and the\n"
+			"                       scan gives no verdict (it says so; the\n"
+			"                       next tries again)\n"
 			"      --scan=snapshot  the same, on a fork snapshot the target\n"
 			"                       makes while stopped (a clone injected into\n"
 			"                       one thread): the pause is the clone's, for\n"
@@ -156,7 +165,7 @@ static void print_mode_help(enum zt_mode mode)
 			"  SIGUSR1 to ztrace makes a report with a scan at once, with or\n"
 			"  without --scan.\n",
 			ZT_DEFAULT_MAX_STACKS, ZT_MAX_STACK_DEPTH,
-			ZT_DEFAULT_STACK_DEPTH);
+			ZT_DEFAULT_STACK_DEPTH, ZT_DEFAULT_SCAN_PAUSE_MAX_MS);
 	if (mode == ZT_MODE_LEAKS || mode == ZT_MODE_RECORD)
 		fprintf(stderr,
 			"Exports (live bytes by allocating stack):\n"
@@ -175,6 +184,22 @@ static int parse_secs(const char *opt, const char *arg, double *out)
 	v = strtod(arg, &end);
 	if (errno || end == arg || *end || v < 0 || v > 1e9) {
 		p_err("invalid %s '%s': give a number of seconds, such as 1 or 0.5",
+		      opt, arg);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_ms(const char *opt, const char *arg, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || v < 0 || v > 1e9) {
+		p_err("invalid %s '%s': give a number of milliseconds, such as 20 or 0.5 (0: no bound)",
 		      opt, arg);
 		return -EINVAL;
 	}
@@ -304,6 +329,12 @@ static int parse_one(int opt, const char *arg)
 		return 0;
 	case OPT_SCAN:
 		return parse_scan(arg);
+	case OPT_SCAN_PAUSE_MAX:
+		if (env.mode != ZT_MODE_LEAKS) {
+			p_err("--scan-pause-max bounds the stop of 'ztrace leaks --scan=concurrent': use it there");
+			return -EINVAL;
+		}
+		return parse_ms("--scan-pause-max", arg, &env.scan_pause_max);
 	}
 	return -EINVAL;
 }

@@ -19,6 +19,9 @@ enum zt_mode {
 	ZT_MODE_TOP,
 };
 
+/* A concurrent scan's longest stop, ms (issue 5's pause goal at 1 GiB). */
+#define ZT_DEFAULT_SCAN_PAUSE_MAX_MS 20.0
+
 enum zt_scan_mode {
 	ZT_SCAN_NONE,
 	ZT_SCAN_STOP, /* stop the world for each scan */
@@ -39,6 +42,7 @@ struct zt_env {
 	__u32 max_stacks;
 	__u32 stack_depth;
 	enum zt_scan_mode scan; /* leaks --scan */
+	double scan_pause_max; /* --scan-pause-max ms; concurrent scans */
 	bool sample; /* --sample: the sampled probes, estimates */
 	__u64 sample_bytes; /* --sample=BYTES; 0: the target's rate */
 	bool json;
