@@ -20,8 +20,10 @@
  * Finding the block a word points into: the blocks sorted by address, in
  * spans (runs with gaps under ZS_SPAN_GAP); in each span a table gives,
  * per granule of 512 bytes, the first block ending above it, and a short
- * walk forward does the rest. Most words are no pointer at all and leave
- * at the first compare.
+ * walk forward does the rest. A word at a block's start (the common
+ * case) is found in a bitmap of starts instead, with no walk. Most words
+ * are no pointer at all and leave at the first compare. Words are
+ * resolved in groups, across blocks, so that their cache misses overlap.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -40,7 +42,20 @@
 #define ZS_ROOT UINT32_MAX
 #define ZS_GROUP 32 /* words resolved together */
 #define ZS_AHEAD 8 /* blocks prefetched ahead of the scan */
+#define ZS_PF_LINES 4 /* of a block: the rest is a stream */
 #define ZS_MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#define ZS_RADIX_BITS 11 /* a pass's fan-out stays in the L1 and TLB */
+#define ZS_HUGE (2ULL << 20)
+
+/*
+ * A block: one cache line holds two, so a pointer's lookup, its mark and
+ * the scan of the block touch one line of records.
+ */
+struct zs_blk {
+	uint64_t lo, hi; /* [lo, hi) is what a pointer hits */
+	uint64_t end; /* lo + usable: what is scanned */
+	uint32_t orig; /* index in the caller's array */
+};
 
 struct zs_key {
 	uint64_t addr;
@@ -58,56 +73,158 @@ struct piece {
 	uint32_t blk;
 };
 
-/* LSD radix sort by address, 16 bits a pass: n log n qsort is too slow. */
-static int sort_keys(struct zs_key *k, size_t n)
+/* Large tables are looked up at random: huge pages spare the TLB misses. */
+static void *big_alloc(size_t len)
 {
-	struct zs_key *tmp, *src = k, *dst;
-	size_t *count;
-	uint64_t maxa = 0;
-	int err = 0;
+	void *p;
 
-	for (size_t i = 0; i < n; i++)
-		if (k[i].addr > maxa)
-			maxa = k[i].addr;
-	tmp = malloc(n * sizeof(*tmp));
-	count = malloc(65536 * sizeof(*count));
-	if (!tmp || !count) {
-		err = -ENOMEM;
-		goto out_free;
-	}
-	dst = tmp;
-	for (int shift = 0; shift < 64 && (maxa >> shift); shift += 16) {
-		size_t sum = 0;
+	if (len < ZS_HUGE)
+		return malloc(len ? len : 1);
+	if (posix_memalign(&p, ZS_HUGE, len))
+		return NULL;
+	madvise(p, len & ~(ZS_PAGE - 1), MADV_HUGEPAGE);
+	return p;
+}
 
-		memset(count, 0, 65536 * sizeof(*count));
+/* Digits of at most ZS_RADIX_BITS, as few passes as cover nbits. */
+static unsigned int radix_digit(unsigned int nbits)
+{
+	unsigned int npass = (nbits + ZS_RADIX_BITS - 1) / ZS_RADIX_BITS;
+
+	return npass ? (nbits + npass - 1) / npass : 0;
+}
+
+/*
+ * LSD radix sort of offset << 32 | index, on the offset's nbits: one word
+ * a key, stable, so equal addresses keep their input order.
+ */
+static void sort_packed(uint64_t *k, uint64_t *tmp, size_t n,
+			unsigned int nbits)
+{
+	unsigned int digit = radix_digit(nbits);
+	size_t count[1 << ZS_RADIX_BITS];
+	uint64_t *src = k, *dst = tmp, *t;
+
+	for (unsigned int sh = 32; digit && sh < 32 + nbits; sh += digit) {
+		size_t sum = 0, mask = (1ULL << digit) - 1;
+
+		memset(count, 0, sizeof(count));
 		for (size_t i = 0; i < n; i++)
-			count[(src[i].addr >> shift) & 0xffff]++;
-		for (size_t d = 0; d < 65536; d++) {
+			count[(src[i] >> sh) & mask]++;
+		for (size_t d = 0; d <= mask; d++) {
 			size_t c = count[d];
 
 			count[d] = sum;
 			sum += c;
 		}
 		for (size_t i = 0; i < n; i++)
-			dst[count[(src[i].addr >> shift) & 0xffff]++] = src[i];
-		dst = src;
-		src = src == k ? tmp : k;
+			dst[count[(src[i] >> sh) & mask]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
 	}
 	if (src != k)
 		memcpy(k, src, n * sizeof(*k));
-out_free:
-	free(count);
+}
+
+/* The same for offsets of 32 bits or more: (offset, index) pairs. */
+static void sort_wide(struct zs_key *k, struct zs_key *tmp, size_t n,
+		      unsigned int nbits)
+{
+	unsigned int digit = radix_digit(nbits);
+	size_t count[1 << ZS_RADIX_BITS];
+	struct zs_key *src = k, *dst = tmp, *t;
+
+	for (unsigned int sh = 0; digit && sh < nbits; sh += digit) {
+		size_t sum = 0, mask = (1ULL << digit) - 1;
+
+		memset(count, 0, sizeof(count));
+		for (size_t i = 0; i < n; i++)
+			count[(src[i].addr >> sh) & mask]++;
+		for (size_t d = 0; d <= mask; d++) {
+			size_t c = count[d];
+
+			count[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i].addr >> sh) & mask]++] = src[i];
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != k)
+		memcpy(k, src, n * sizeof(*k));
+}
+
+/*
+ * The caller's indexes in address order, into *ord (NULL: already in
+ * order). LSD radix sort: n log n qsort is too slow.
+ */
+static int sort_blocks(const struct zscan_block *b, size_t n, uint32_t **ord)
+{
+	uint64_t mina = UINT64_MAX, maxa = 0, prev = 0;
+	unsigned int nbits;
+	bool sorted = true;
+	uint32_t *o;
+	void *k, *tmp;
+	size_t ksz;
+
+	*ord = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (b[i].addr < prev)
+			sorted = false;
+		prev = b[i].addr;
+		if (b[i].addr < mina)
+			mina = b[i].addr;
+		if (b[i].addr > maxa)
+			maxa = b[i].addr;
+	}
+	if (sorted)
+		return 0;
+	nbits = 64 - __builtin_clzll(maxa - mina); /* not sorted: max > min */
+	ksz = nbits <= 32 ? sizeof(uint64_t) : sizeof(struct zs_key);
+	k = big_alloc(n * ksz);
+	tmp = big_alloc(n * ksz);
+	if (!k || !tmp) {
+		free(k);
+		free(tmp);
+		return -ENOMEM;
+	}
+	/* Indexes written over the keys: o[i] ends before key i + 1. */
+	o = k;
+	if (nbits <= 32) {
+		uint64_t *pk = k;
+
+		for (size_t i = 0; i < n; i++)
+			pk[i] = (b[i].addr - mina) << 32 | i;
+		sort_packed(pk, tmp, n, nbits);
+		for (size_t i = 0; i < n; i++)
+			o[i] = (uint32_t)pk[i];
+	} else {
+		struct zs_key *wk = k;
+
+		for (size_t i = 0; i < n; i++) {
+			wk[i].addr = b[i].addr - mina;
+			wk[i].idx = i;
+		}
+		sort_wide(wk, tmp, n, nbits);
+		for (size_t i = 0; i < n; i++)
+			o[i] = (uint32_t)wk[i].idx;
+	}
 	free(tmp);
-	return err;
+	*ord = o;
+	return 0;
 }
 
 static int build_spans(struct zs_mark *m)
 {
+	const struct zs_blk *bk = m->blk;
 	size_t ns = 0, i, first;
 	struct zs_span *sp;
 
 	for (i = 0; i < m->n; i++)
-		if (!i || m->lo[i] - m->hi[i - 1] > ZS_SPAN_GAP)
+		if (!i || bk[i].lo - bk[i - 1].hi > ZS_SPAN_GAP)
 			ns++;
 	m->span = calloc(ns ? ns : 1, sizeof(*m->span));
 	m->span_lo = calloc(ns ? ns : 1, sizeof(*m->span_lo));
@@ -117,26 +234,26 @@ static int build_spans(struct zs_mark *m)
 		size_t ng, next_i;
 
 		for (next_i = i + 1; next_i < m->n; next_i++)
-			if (m->lo[next_i] - m->hi[next_i - 1] > ZS_SPAN_GAP)
+			if (bk[next_i].lo - bk[next_i - 1].hi > ZS_SPAN_GAP)
 				break;
 		first = next_i;
 		sp = &m->span[m->nspan];
-		sp->lo = m->lo[i] & ~((1ULL << ZS_GRAN_SHIFT) - 1);
-		sp->hi = m->hi[next_i - 1];
+		sp->lo = bk[i].lo & ~((1ULL << ZS_GRAN_SHIFT) - 1);
+		sp->hi = bk[next_i - 1].hi;
 		sp->first = i;
 		sp->end = next_i;
 		sp->cend = sp->hi;
 		for (size_t b = i; b < next_i; b++)
-			if (m->end[b] > sp->cend)
-				sp->cend = m->end[b];
+			if (bk[b].end > sp->cend)
+				sp->cend = bk[b].end;
 		ng = ((sp->hi - 1 - sp->lo) >> ZS_GRAN_SHIFT) + 1;
-		sp->table = malloc(ng * sizeof(*sp->table));
+		sp->table = big_alloc(ng * sizeof(*sp->table));
 		if (!sp->table)
 			return -ENOMEM;
 		memset(sp->table, 0xff, ng * sizeof(*sp->table));
 		for (size_t b = i; b < next_i; b++) {
-			uint64_t g = (m->lo[b] - sp->lo) >> ZS_GRAN_SHIFT;
-			uint64_t g1 = (m->hi[b] - 1 - sp->lo) >> ZS_GRAN_SHIFT;
+			uint64_t g = (bk[b].lo - sp->lo) >> ZS_GRAN_SHIFT;
+			uint64_t g1 = (bk[b].hi - 1 - sp->lo) >> ZS_GRAN_SHIFT;
 
 			for (; g <= g1; g++)
 				if (sp->table[g] == ZS_UNSET)
@@ -152,17 +269,59 @@ static int build_spans(struct zs_mark *m)
 		m->span_lo[m->nspan++] = sp->lo;
 	}
 	if (m->n) {
-		m->lo_all = m->lo[0];
-		m->range = m->hi[m->n - 1] - m->lo[0];
+		m->lo_all = bk[0].lo;
+		m->range = bk[m->n - 1].hi - bk[0].lo;
 	}
+	return 0;
+}
+
+/*
+ * The start map: most pointers are to the start of a block, and then one
+ * bit and a count, in one cache line, give the block, with no walk. Only
+ * when every start is aligned, so that the count is the block's index.
+ */
+static int build_starts(struct zs_mark *m)
+{
+	uint64_t orr = 0, nbits, npair;
+	uint32_t *sm;
+	unsigned int sh;
+
+	if (!m->n)
+		return 0;
+	m->sbase = m->blk[0].lo & ~15ULL;
+	for (size_t i = 0; i < m->n; i++)
+		orr |= m->blk[i].lo - m->sbase;
+	sh = !(orr & 15) ? 4 : !(orr & 7) ? 3 : 0;
+	if (!sh)
+		return 0;
+	nbits = ((m->lo_all + m->range - m->sbase) >> sh) + 1;
+	npair = nbits / 32 + 1;
+	/* Spans far apart: a map of the gaps too would be mostly empty. */
+	if (npair > 4 * m->n + 65536)
+		return 0;
+	sm = big_alloc(npair * 2 * sizeof(*sm));
+	if (!sm)
+		return -ENOMEM;
+	memset(sm, 0, npair * 2 * sizeof(*sm));
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t g = (m->blk[i].lo - m->sbase) >> sh;
+
+		sm[2 * (g / 32) + 1] |= 1U << (g % 32);
+	}
+	for (uint64_t j = 0, c = 0; j < npair; j++) {
+		sm[2 * j] = (uint32_t)c;
+		c += (uint64_t)__builtin_popcount(sm[2 * j + 1]);
+	}
+	m->smap = sm;
+	m->sshift = sh;
 	return 0;
 }
 
 int zs_mark_init(struct zs_mark *m, pid_t pid, const struct zscan_block *b,
 		 size_t n, const struct zscan_opts *o, struct zscan_stats *st)
 {
-	struct zs_key *k;
 	uint64_t prev_end = 0, ext;
+	uint32_t *ord = NULL;
 	size_t v = 0;
 	int err;
 
@@ -173,32 +332,30 @@ int zs_mark_init(struct zs_mark *m, pid_t pid, const struct zscan_block *b,
 	m->st = st;
 	if (n >= ZS_UNSET)
 		return -E2BIG;
-	k = malloc((n ? n : 1) * sizeof(*k));
-	m->lo = malloc((n ? n : 1) * sizeof(*m->lo));
-	m->hi = malloc((n ? n : 1) * sizeof(*m->hi));
-	m->end = malloc((n ? n : 1) * sizeof(*m->end));
-	m->orig = malloc((n ? n : 1) * sizeof(*m->orig));
-	m->state = calloc(n ? n : 1, 1);
+	m->blk = big_alloc(n * sizeof(*m->blk));
+	m->state = big_alloc(n);
+	m->pend = malloc(ZS_GROUP * sizeof(*m->pend));
 	m->buf_len = o->chunk_bytes;
 	m->buf = malloc(m->buf_len + ZS_COALESCE * ZS_IOV_MAX);
 	m->iov = malloc(ZS_IOV_MAX * sizeof(*m->iov));
 	m->batch = malloc(ZS_IOV_MAX * sizeof(*m->batch));
 	m->pieces = malloc(ZS_PIECES * sizeof(struct piece));
-	if (!k || !m->pieces || !m->lo || !m->hi || !m->end || !m->orig ||
-	    !m->state || !m->buf || !m->iov || !m->batch) {
+	if (!m->blk || !m->state || !m->pend || !m->pieces || !m->buf ||
+	    !m->iov || !m->batch) {
 		err = -ENOMEM;
-		goto out_free_keys;
+		goto out_free;
 	}
-	for (size_t i = 0; i < n; i++) {
-		k[i].addr = b[i].addr;
-		k[i].idx = i;
-	}
-	err = sort_keys(k, n);
+	err = sort_blocks(b, n, &ord);
 	if (err)
-		goto out_free_keys;
+		goto out_free;
 	for (size_t i = 0; i < n; i++) {
-		const struct zscan_block *c = &b[k[i].idx];
+		size_t x = ord ? ord[i] : i;
+		const struct zscan_block *c = &b[x];
+		struct zs_blk *d = &m->blk[v];
 
+		/* The caller's records are visited at random: fetch ahead. */
+		if (ord && i + 16 < n)
+			__builtin_prefetch(&b[ord[i + 16]]);
 		ext = c->req && c->req <= c->size ? c->req : c->size;
 		/* Overlapping candidates: keep the first, ignore the rest. */
 		if (v && c->addr < prev_end) {
@@ -206,17 +363,20 @@ int zs_mark_init(struct zs_mark *m, pid_t pid, const struct zscan_block *b,
 				st->overlaps++;
 			continue;
 		}
-		m->lo[v] = c->addr;
-		m->hi[v] = c->addr + (ext ? ext : 1); /* size 0: start only */
-		m->end[v] = c->addr + c->size;
-		m->orig[v] = (uint32_t)k[i].idx;
-		prev_end = m->end[v] > m->hi[v] ? m->end[v] : m->hi[v];
+		d->lo = c->addr;
+		d->hi = c->addr + (ext ? ext : 1); /* size 0: start only */
+		d->end = c->addr + c->size;
+		d->orig = (uint32_t)x;
+		prev_end = d->end > d->hi ? d->end : d->hi;
 		v++;
 	}
 	m->n = v;
+	memset(m->state, ZS_UNREACHED, v);
 	err = build_spans(m);
-out_free_keys:
-	free(k);
+	if (!err)
+		err = build_starts(m);
+out_free:
+	free(ord);
 	if (err)
 		zs_mark_free(m);
 	return err;
@@ -232,11 +392,10 @@ void zs_mark_free(struct zs_mark *m)
 	}
 	free(m->span);
 	free(m->span_lo);
-	free(m->lo);
-	free(m->hi);
-	free(m->end);
-	free(m->orig);
+	free(m->blk);
 	free(m->state);
+	free(m->smap);
+	free(m->pend);
 	free(m->stack);
 	free(m->buf);
 	free(m->iov);
@@ -262,7 +421,20 @@ static int push(struct zs_mark *m, uint32_t i)
 	return 0;
 }
 
-static int hit(struct zs_mark *m, uint32_t i, uint64_t p, bool definite)
+static inline uint32_t popcount32(uint32_t x)
+{
+	x = x - ((x >> 1) & 0x55555555);
+	x = (x & 0x33333333) + ((x >> 2) & 0x33333333);
+	x = (x + (x >> 4)) & 0x0f0f0f0f;
+	return (x * 0x01010101) >> 24;
+}
+
+/*
+ * Raises block i (starting at lo), hit by a word (at its start, or not);
+ * sp is its span, whose copy it is read from.
+ */
+static int hit(struct zs_mark *m, uint32_t i, uint64_t lo, bool start,
+	       bool definite, const struct zs_span *sp)
 {
 	uint8_t s = m->state[i];
 
@@ -270,107 +442,167 @@ static int hit(struct zs_mark *m, uint32_t i, uint64_t p, bool definite)
 		if (s != ZS_UNREACHED || i == m->clique)
 			return 0;
 		m->state[i] = ZS_INDIRECT;
-		return push(m, i);
-	}
-	if (s == ZS_REACHABLE)
+	} else if (s == ZS_REACHABLE) {
 		return 0;
-	if (p == m->lo[i] && definite) {
+	} else if (start && definite) {
 		m->state[i] = ZS_REACHABLE;
-		return push(m, i);
-	}
-	if (s == ZS_UNREACHED) {
+	} else if (s == ZS_UNREACHED) {
 		m->state[i] = ZS_POSSIBLE;
-		return push(m, i);
+	} else {
+		return 0;
 	}
-	return 0;
+	/* Its record and contents are read soon: on their way meanwhile. */
+	__builtin_prefetch(&m->blk[i]);
+	if (sp->copy)
+		__builtin_prefetch(sp->copy + (lo - sp->lo));
+	return push(m, i);
 }
 
 /*
  * Resolves words that passed the quick reject, a group at a time: the
- * table entries and block records of a group are fetched from memory
+ * map, table entries and block states of a group are fetched from memory
  * together (prefetch), not one cache miss after the other.
  */
 static int resolve(struct zs_mark *m, const uint64_t *w, size_t n,
 		   bool definite)
 {
-	const uint32_t *slot[ZS_GROUP];
+	const struct zs_span *spk[ZS_GROUP];
+	const struct zs_blk *bk = m->blk;
+	const unsigned int sh = m->sshift;
+	const uint64_t amask = (1ULL << sh) - 1;
+	uint32_t idx[ZS_GROUP];
+	uint8_t kind[ZS_GROUP]; /* 0: no block, 1: a start, 2: walk */
 	const struct zs_span *sp;
-	uint32_t first[ZS_GROUP];
+	uint64_t g;
 	int err;
 
 	for (size_t k = 0; k < n; k++) {
-		size_t lo = 0, hi = m->nspan;
+		if (m->nspan == 1) {
+			/* What passed the quick reject is in the one span. */
+			sp = m->span;
+		} else {
+			size_t lo = 0, hi = m->nspan;
 
-		while (hi - lo > 1) {
-			size_t mid = (lo + hi) / 2;
+			while (hi - lo > 1) {
+				size_t mid = (lo + hi) / 2;
 
-			if (m->span_lo[mid] <= w[k])
-				lo = mid;
-			else
-				hi = mid;
+				if (m->span_lo[mid] <= w[k])
+					lo = mid;
+				else
+					hi = mid;
+			}
+			sp = &m->span[lo];
+			kind[k] = 0;
+			if (w[k] < sp->lo || w[k] >= sp->hi)
+				continue;
 		}
-		sp = &m->span[lo];
-		slot[k] = NULL;
-		if (w[k] < sp->lo || w[k] >= sp->hi)
-			continue;
-		slot[k] = &sp->table[(w[k] - sp->lo) >> ZS_GRAN_SHIFT];
-		__builtin_prefetch(slot[k]);
+		spk[k] = sp;
+		if (sh && !((w[k] - m->sbase) & amask)) {
+			kind[k] = 1;
+			g = (w[k] - m->sbase) >> sh;
+			__builtin_prefetch(&m->smap[2 * (g / 32)]);
+		} else {
+			kind[k] = 2;
+			__builtin_prefetch(
+				&sp->table[(w[k] - sp->lo) >> ZS_GRAN_SHIFT]);
+		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		if (!slot[k])
-			continue;
-		first[k] = *slot[k];
-		__builtin_prefetch(&m->lo[first[k]]);
-		__builtin_prefetch(&m->hi[first[k]]);
-		__builtin_prefetch(&m->state[first[k]]);
-	}
-	for (size_t k = 0; k < n; k++) {
-		uint32_t i, end;
+		if (kind[k] == 1) {
+			const uint32_t *pr;
+			uint32_t bit;
 
-		if (!slot[k])
+			g = (w[k] - m->sbase) >> sh;
+			pr = &m->smap[2 * (g / 32)];
+			bit = 1U << (g % 32);
+			if (pr[1] & bit) {
+				idx[k] = pr[0] + popcount32(pr[1] & (bit - 1));
+				__builtin_prefetch(&m->state[idx[k]]);
+				continue;
+			}
+			kind[k] = 2; /* inside a block, or no block */
+		}
+		if (kind[k] == 2) {
+			sp = spk[k];
+			idx[k] = sp->table[(w[k] - sp->lo) >> ZS_GRAN_SHIFT];
+			__builtin_prefetch(&bk[idx[k]]);
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		uint32_t i = idx[k];
+
+		if (kind[k] == 1) {
+			err = hit(m, i, w[k], true, definite, spk[k]);
+			if (err)
+				return err;
 			continue;
-		i = first[k];
-		if (m->lo[i] > w[k])
+		}
+		if (kind[k] != 2 || bk[i].lo > w[k])
 			continue;
 		/* Blocks never straddle spans: the walk stays inside. */
-		end = (uint32_t)m->n;
-		while (i + 1 < end && m->lo[i + 1] <= w[k])
+		while (i + 1 < m->n && bk[i + 1].lo <= w[k])
 			i++;
-		if (w[k] >= m->hi[i])
+		if (w[k] >= bk[i].hi)
 			continue;
-		err = hit(m, i, w[k], definite);
+		err = hit(m, i, bk[i].lo, w[k] == bk[i].lo, definite, spk[k]);
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
+/* Resolves what scan_words() left pending. */
+static int flush_pending(struct zs_mark *m)
+{
+	size_t n = m->npend;
+
+	m->npend = 0;
+	return n ? resolve(m, m->pend, n, m->pend_definite) : 0;
+}
+
+/*
+ * Words that pass the quick reject wait in m->pend, across calls, until a
+ * group is full: a block holds a pointer or two, and one at a time their
+ * cache misses would not overlap. Callers flush before they return.
+ */
 static int scan_words(struct zs_mark *m, const uint8_t *p, size_t len,
 		      bool definite)
 {
 	const uint64_t lo_all = m->lo_all, range = m->range;
-	uint64_t group[ZS_GROUP], w;
-	size_t nw = len / 8, ng = 0;
+	uint64_t *group = m->pend, w;
+	size_t nw = len / 8, ng;
 	int err;
 
+	if (m->npend && m->pend_definite != definite) {
+		err = flush_pending(m);
+		if (err)
+			return err;
+	}
+	m->pend_definite = definite;
+	ng = m->npend;
 	for (size_t k = 0; k < nw; k++) {
 		memcpy(&w, p + k * 8, 8);
-		if (w - lo_all >= range)
-			continue;
-		group[ng++] = w;
+		/* No branch: whether a word passes is data, unpredictable. */
+		group[ng] = w;
+		ng += w - lo_all < range;
 		if (ng == ZS_GROUP) {
 			err = resolve(m, group, ng, definite);
-			if (err)
+			if (err) {
+				m->npend = 0;
 				return err;
+			}
 			ng = 0;
 		}
 	}
-	return ng ? resolve(m, group, ng, definite) : 0;
+	m->npend = ng;
+	return 0;
 }
 
 int zs_mark_words(struct zs_mark *m, const void *p, size_t len, bool definite)
 {
-	return scan_words(m, p, len, definite);
+	int err = scan_words(m, p, len, definite);
+
+	return err ? err : flush_pending(m);
 }
 
 int zs_mark_regs(struct zs_mark *m, const struct zs_world *w)
@@ -385,7 +617,7 @@ int zs_mark_regs(struct zs_mark *m, const struct zs_world *w)
 		if (err)
 			return err;
 	}
-	return 0;
+	return flush_pending(m);
 }
 
 struct batch {
@@ -540,7 +772,7 @@ static size_t first_ending_above(const struct zs_mark *m, uint64_t a)
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (m->end[mid] > a || m->hi[mid] > a)
+		if (m->blk[mid].end > a || m->blk[mid].hi > a)
 			hi = mid;
 		else
 			lo = mid + 1;
@@ -548,8 +780,33 @@ static size_t first_ending_above(const struct zs_mark *m, uint64_t a)
 	return lo;
 }
 
+/*
+ * The root bytes between two blocks; those in the copy are scanned at
+ * once, with no lookup: blocks with headers leave millions of such gaps.
+ */
+static inline int root_gap(struct batch *bt, const struct zs_span **sp,
+			   uint64_t lo, uint64_t hi)
+{
+	struct zs_mark *m = bt->m;
+
+	lo = (lo + 7) & ~7ULL;
+	hi &= ~7ULL;
+	if (lo >= hi)
+		return 0;
+	if (!*sp || lo < (*sp)->lo || hi > (*sp)->cend)
+		*sp = copied(m, lo, hi);
+	if (!*sp)
+		return batch_add_range(bt, lo, hi, ZS_ROOT);
+	if (m->st) {
+		m->st->scanned_bytes += hi - lo;
+		m->st->root_bytes += hi - lo;
+	}
+	return scan_words(m, (*sp)->copy + (lo - (*sp)->lo), hi - lo, true);
+}
+
 int zs_mark_roots(struct zs_mark *m, const struct zs_ranges *roots)
 {
+	const struct zs_span *sp = NULL;
 	struct batch bt;
 	uint64_t c, top;
 	size_t j;
@@ -562,19 +819,21 @@ int zs_mark_roots(struct zs_mark *m, const struct zs_ranges *roots)
 		c = roots->r[r].lo;
 		top = roots->r[r].hi;
 		/* The candidates' bytes are not roots: scan around them. */
-		for (j = first_ending_above(m, c); j < m->n && m->lo[j] < top;
-		     j++) {
-			err = batch_add_range(&bt, c, m->lo[j], ZS_ROOT);
+		for (j = first_ending_above(m, c);
+		     j < m->n && m->blk[j].lo < top; j++) {
+			err = root_gap(&bt, &sp, c, m->blk[j].lo);
 			if (err)
 				break;
-			if (m->end[j] > c)
-				c = m->end[j];
+			if (m->blk[j].end > c)
+				c = m->blk[j].end;
 		}
 		if (!err && c < top)
 			err = batch_add_range(&bt, c, top, ZS_ROOT);
 	}
 	if (!err)
 		err = batch_flush(&bt);
+	if (!err)
+		err = flush_pending(m);
 	return err;
 }
 
@@ -589,12 +848,14 @@ int zs_mark_rescan_blocks(struct zs_mark *m, const struct zs_ranges *rs)
 		return err;
 	for (size_t r = 0; r < rs->n && !err; r++) {
 		for (size_t j = first_ending_above(m, rs->r[r].lo);
-		     j < m->n && m->lo[j] < rs->r[r].hi; j++) {
+		     j < m->n && m->blk[j].lo < rs->r[r].hi; j++) {
+			const struct zs_blk *bk = &m->blk[j];
+
 			if (m->state[j] != ZS_POSSIBLE &&
 			    m->state[j] != ZS_REACHABLE)
 				continue;
-			lo = m->lo[j] > rs->r[r].lo ? m->lo[j] : rs->r[r].lo;
-			hi = m->end[j] < rs->r[r].hi ? m->end[j] : rs->r[r].hi;
+			lo = bk->lo > rs->r[r].lo ? bk->lo : rs->r[r].lo;
+			hi = bk->end < rs->r[r].hi ? bk->end : rs->r[r].hi;
 			err = batch_add_range(&bt, lo, hi, (uint32_t)j);
 			if (err)
 				break;
@@ -602,20 +863,23 @@ int zs_mark_rescan_blocks(struct zs_mark *m, const struct zs_ranges *rs)
 	}
 	if (!err)
 		err = batch_flush(&bt);
+	if (!err)
+		err = flush_pending(m);
 	return err;
 }
 
 static void prefetch_block(const struct zs_mark *m, uint32_t i)
 {
-	const struct zs_span *sp = copied(m, m->lo[i], m->end[i]);
-	const uint8_t *p;
+	const struct zs_blk *bk = &m->blk[i];
+	const struct zs_span *sp = copied(m, bk->lo, bk->end);
+	const uint8_t *p, *e;
 
 	if (!sp)
 		return;
-	p = sp->copy + (m->lo[i] - sp->lo);
-	__builtin_prefetch(p);
-	if (m->end[i] - m->lo[i] > 64)
-		__builtin_prefetch(p + 64);
+	p = sp->copy + (bk->lo - sp->lo);
+	e = p + (bk->end - bk->lo);
+	for (int k = 0; k < ZS_PF_LINES && p < e; k++, p += 64)
+		__builtin_prefetch(p);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -635,11 +899,15 @@ int zs_mark_drain(struct zs_mark *m)
 	err = batch_init(&bt, m);
 	if (err)
 		return err;
-	while (m->top && !err) {
+	while ((m->top || m->npend) && !err) {
+		if (!m->top) {
+			err = flush_pending(m);
+			continue;
+		}
 		/* Pop what one read can take; index order is address order. */
 		for (nb = 0, bytes = 0; m->top && nb < ZS_IOV_MAX; nb++) {
 			uint32_t i = m->stack[m->top - 1];
-			uint64_t len = m->end[i] - m->lo[i];
+			uint64_t len = m->blk[i].end - m->blk[i].lo;
 
 			if (nb && bytes + len > m->buf_len)
 				break;
@@ -655,7 +923,8 @@ int zs_mark_drain(struct zs_mark *m)
 			/* Contents of a later block, from the copy, in flight. */
 			if (m->ncopied && k + ZS_AHEAD < nb)
 				prefetch_block(m, m->batch[k + ZS_AHEAD]);
-			err = batch_add_range(&bt, m->lo[i], m->end[i], i);
+			err = batch_add_range(&bt, m->blk[i].lo, m->blk[i].end,
+					      i);
 		}
 		if (!err)
 			err = batch_flush(&bt);
@@ -846,6 +1115,6 @@ void zs_mark_classify(struct zs_mark *m, struct zscan_block *b, size_t n,
 
 		if (undecided && c != ZSCAN_STILL_REACHABLE)
 			c = ZSCAN_UNDECIDED;
-		b[m->orig[i]].cls = c;
+		b[m->blk[i].orig].cls = c;
 	}
 }

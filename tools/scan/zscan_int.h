@@ -240,16 +240,24 @@ struct zs_mark {
 	const struct zscan_opts *o;
 	struct zscan_stats *st;
 	size_t n;
-	uint64_t *lo, *hi; /* sorted; [lo, hi) is what a pointer hits */
-	uint64_t *end; /* lo + usable: what is scanned */
-	uint32_t *orig; /* index in the caller's array */
+	struct zs_blk *blk; /* classify.c's block records, sorted */
 	uint8_t *state;
+	/*
+	 * Block starts, a bit per 1 << sshift bytes from sbase, in pairs of
+	 * (blocks before, 32 bits); sshift 0: none, some start is unaligned.
+	 */
+	uint32_t *smap;
+	uint64_t sbase;
+	unsigned int sshift;
 	uint64_t lo_all, range; /* quick reject: p - lo_all >= range */
 	struct zs_span *span;
 	uint64_t *span_lo;
 	size_t nspan;
 	uint32_t *stack;
 	size_t top, scap;
+	uint64_t *pend; /* words that passed the quick reject, unresolved */
+	size_t npend;
+	bool pend_definite;
 	bool clique_mode;
 	uint32_t clique;
 	bool stopped; /* count reads as stopped_bytes */
