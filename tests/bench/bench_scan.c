@@ -11,7 +11,8 @@
  * stop bounded at 20 ms, ztrace's default --scan-pause-max) and snapshot
  * (default: stw,concurrent,snapshot). Prints one line per scan: "scan MODE
  * ROUND pause_ns total_ns scanned_bytes stopped_bytes threads fork_ns
- * dirty_bytes preclean_bytes TRACKER outran_bytes outran_ns" and, for the
+ * dirty_bytes preclean_bytes TRACKER outran_bytes outran_ns index_ns" and,
+ * for the
  * last scan of each mode, "class MODE NAME BLOCKS BYTES".
  */
 #include <stdio.h>
@@ -37,7 +38,8 @@ static void on_log(void *arg, const char *fmt, va_list ap)
 
 static void print(const char *mode, int r, const struct zscan_stats *st)
 {
-	printf("scan %s %d %llu %llu %llu %llu %u %llu %llu %llu %s %llu %llu\n",
+	printf("scan %s %d %llu %llu %llu %llu %u %llu %llu %llu %s %llu %llu "
+	       "%llu\n",
 	       mode, r, (unsigned long long)st->pause_ns,
 	       (unsigned long long)st->total_ns,
 	       (unsigned long long)st->scanned_bytes,
@@ -47,7 +49,8 @@ static void print(const char *mode, int r, const struct zscan_stats *st)
 	       (unsigned long long)st->preclean_bytes,
 	       zscan_tracker_name(st->tracker),
 	       (unsigned long long)st->outran_bytes,
-	       (unsigned long long)st->outran_ns);
+	       (unsigned long long)st->outran_ns,
+	       (unsigned long long)st->index_ns);
 	fflush(stdout);
 }
 

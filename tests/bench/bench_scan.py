@@ -55,7 +55,8 @@ def parse_driver(out, label=None):
                 dict(pause=int(f[3]), total=int(f[4]), scanned=int(f[5]),
                      stopped=int(f[6]), fork=int(f[8]), dirty=int(f[9]),
                      preclean=int(f[10]), tracker=f[11],
-                     outran=int(f[12]), outran_ns=int(f[13])))
+                     outran=int(f[12]), outran_ns=int(f[13]),
+                     index=int(f[14])))
         elif f[0] == "class":
             m = re.match(r"class (\S+) (.+) (\d+) (\d+)$", l)
             classes.setdefault(label or m.group(1), {})[m.group(2)] = (
@@ -113,9 +114,9 @@ def verdicts(s):
 def print_results(results, rate):
     modes = [("stw", "full"), ("concurrent", "full"), ("bounded", "full"),
              ("bounded@rate", rate_name(rate)), ("snapshot", "full")]
-    print("%-8s %9s %-10s %-7s %-10s %9s %8s %9s %6s %8s %8s  %s" %
+    print("%-8s %9s %-10s %-7s %-10s %9s %8s %9s %7s %6s %8s %8s  %s" %
           ("heap", "blocks", "mode", "writer", "tracker", "pause ms",
-           "fork ms", "total ms", "GiB/s", "stopped", "written",
+           "fork ms", "total ms", "idx ms", "GiB/s", "stopped", "written",
            "verdicts"))
     for mib, (scans, classes, nblk) in results.items():
         for mode, writer in modes:
@@ -126,12 +127,13 @@ def print_results(results, rate):
             gibs = s["scanned"] / (1 << 30) / (s["pause"] / 1e9
                                                if mode == "stw" else
                                                s["total"] / 1e9)
-            print("%-8s %9d %-10s %-7s %-10s %9.1f %8s %9.1f %6.2f %7.0fM "
-                  "%8s  %s" %
+            print("%-8s %9d %-10s %-7s %-10s %9.1f %8s %9.1f %7.0f %6.2f "
+                  "%7.0fM %8s  %s" %
                   ("%d MiB" % mib, nblk, mode.split("@")[0], writer,
                    s["tracker"] if conc else "-", s["pause"] / 1e6,
                    "%.1f" % (s["fork"] / 1e6) if mode == "snapshot"
-                   else "-", s["total"] / 1e6, gibs, s["stopped"] / 2**20,
+                   else "-", s["total"] / 1e6, s["index"] / 1e6, gibs,
+                   s["stopped"] / 2**20,
                    "%.0fM" % (s["dirty"] / 2**20) if conc else "-",
                    verdicts(s)))
         stw = scans["stw"][-1]["pause"]
@@ -147,6 +149,8 @@ def print_results(results, rate):
     print()
     print("GiB/s: stop-the-world, scanned bytes per second of pause;")
     print("concurrent and snapshot, per second of the whole scan.")
+    print("idx ms: of the total, building the index of the candidates "
+          "(sorting them, the lookup tables), before any read.")
     print("written: what the concurrent stop found written since its "
           "tracker last looked.")
     print("bounded: concurrent, its stop bounded at 20 ms (ztrace's "
@@ -231,11 +235,14 @@ def main():
             gibs = s["scanned"] / (1 << 30) / (s["pause"] / 1e9)
             sn = scans["snapshot"][-1]
             sgibs = sn["scanned"] / (1 << 30) / (sn["total"] / 1e9)
+            rgibs = sn["scanned"] / (1 << 30) / ((sn["total"] -
+                                                 sn["index"]) / 1e9)
             print()
             print("goals: >= 1 GiB/s per core: stop-the-world %.2f GiB/s %s, "
-                  "snapshot %.2f GiB/s %s" %
+                  "snapshot %.2f GiB/s %s over the whole scan (%.2f GiB/s "
+                  "less building the index)" %
                   (gibs, "met" if gibs >= 1 else "NOT met", sgibs,
-                   "met" if sgibs >= 1 else "NOT met"))
+                   "met" if sgibs >= 1 else "NOT met", rgibs))
             print("       pause < 20 ms at 1 GiB:")
             for what, m in (
                     ("concurrent, %s writer, bounded" %

@@ -320,7 +320,7 @@ static int build_starts(struct zs_mark *m)
 int zs_mark_init(struct zs_mark *m, pid_t pid, const struct zscan_block *b,
 		 size_t n, const struct zscan_opts *o, struct zscan_stats *st)
 {
-	uint64_t prev_end = 0, ext;
+	uint64_t prev_end = 0, ext, t0 = zs_now_ns();
 	uint32_t *ord = NULL;
 	size_t v = 0;
 	int err;
@@ -379,17 +379,16 @@ out_free:
 	free(ord);
 	if (err)
 		zs_mark_free(m);
+	if (st)
+		st->index_ns = zs_now_ns() - t0;
 	return err;
 }
 
 void zs_mark_free(struct zs_mark *m)
 {
-	for (size_t i = 0; m->span && i < m->nspan; i++) {
+	for (size_t i = 0; m->span && i < m->nspan; i++)
 		free(m->span[i].table);
-		if (m->span[i].copy)
-			munmap(m->span[i].copy,
-			       m->span[i].cend - m->span[i].lo);
-	}
+	zs_arena_free(&m->own_arena);
 	free(m->span);
 	free(m->span_lo);
 	free(m->blk);
@@ -968,37 +967,66 @@ static int read_into(struct zs_mark *m, struct zs_span *sp, uint64_t lo,
 	return err;
 }
 
+void zs_arena_free(struct zs_arena *a)
+{
+	if (a->base)
+		munmap(a->base, a->len);
+	a->base = NULL;
+	a->len = 0;
+}
+
+/* An arena of at least len bytes, faulted in: a's if it is large enough. */
+static int arena_get(struct zs_arena *a, size_t len)
+{
+	uint8_t *p;
+
+	/* Kept unless too small, or far too large for this heap now. */
+	if (a->base && a->len >= len && a->len / 2 <= len + ZS_HUGE)
+		return 0;
+	zs_arena_free(a);
+	len = (len + ZS_HUGE - 1) & ~(ZS_HUGE - 1);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	/*
+	 * Huge pages: marking jumps all over the copy, and a TLB miss per
+	 * block would cost more than the scan. Fault it in now: zeroing
+	 * pages must not lengthen a pause.
+	 */
+	madvise(p, len, MADV_HUGEPAGE);
+	if (madvise(p, len, ZS_MADV_POPULATE_WRITE))
+		for (size_t o = 0; o < len; o += ZS_PAGE)
+			p[o] = 0;
+	a->base = p;
+	a->len = len;
+	return 0;
+}
+
 int zs_mark_copy_prepare(struct zs_mark *m, uint64_t limit)
 {
-	uint64_t total = 0, len;
+	uint64_t total = 0, off = 0;
 	struct zs_span *sp;
+	int err;
 
 	if (limit == UINT64_MAX || m->ncopied)
 		return 0;
 	if (!limit)
 		limit = default_limit();
+	/* Each span's copy 64-byte aligned, as the heap's lines are. */
 	for (size_t i = 0; i < m->nspan; i++)
-		total += m->span[i].cend - m->span[i].lo;
+		total += (m->span[i].cend - m->span[i].lo + 63) & ~63ULL;
 	if (!total || total > limit)
 		return 0; /* block by block, then */
+	if (!m->arena)
+		m->arena = &m->own_arena;
+	err = arena_get(m->arena, total);
+	if (err)
+		return err;
 	for (size_t i = 0; i < m->nspan; i++) {
 		sp = &m->span[i];
-		len = sp->cend - sp->lo;
-		sp->copy = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (sp->copy == MAP_FAILED) {
-			sp->copy = NULL;
-			return -ENOMEM;
-		}
-		/*
-		 * Huge pages: marking jumps all over the copy, and a TLB miss
-		 * per block would cost more than the scan. Fault it in now:
-		 * zeroing pages must not lengthen a pause.
-		 */
-		madvise(sp->copy, len, MADV_HUGEPAGE);
-		if (madvise(sp->copy, len, ZS_MADV_POPULATE_WRITE))
-			for (uint64_t o = 0; o < len; o += ZS_PAGE)
-				sp->copy[o] = 0;
+		sp->copy = m->arena->base + off;
+		off += (sp->cend - sp->lo + 63) & ~63ULL;
 		m->ncopied++;
 	}
 	return 0;

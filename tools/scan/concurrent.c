@@ -52,6 +52,7 @@ struct zscan_ctx {
 	size_t nlost;
 	uint64_t gadget; /* ZSCAN_F_SNAPSHOT: found once, checked each time */
 	struct zs_wtrack wt; /* the pages the target writes during a pass */
+	struct zs_arena arena; /* the heap's copy, kept between scans */
 };
 
 /*
@@ -88,6 +89,7 @@ void zscan_ctx_free(struct zscan_ctx *ctx)
 	if (!ctx)
 		return;
 	zs_wtrack_free(&ctx->wt);
+	zs_arena_free(&ctx->arena);
 	free(ctx->lost);
 	free(ctx);
 }
@@ -336,6 +338,7 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 	err = zs_mark_init(&m, ctx->pid, blocks, n, &ctx->o, st);
 	if (err)
 		return err;
+	m.arena = &ctx->arena;
 	if (ctx->o.flags & ZSCAN_F_SNAPSHOT) {
 		err = zs_snap_scan(ctx->pid, &ctx->gadget, &m, &ctx->o, st);
 		if (err)

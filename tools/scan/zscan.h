@@ -53,7 +53,10 @@
  * process dies, the kernel detaches it and the target runs on. A context
  * may hold a userfaultfd of the target's memory (its write tracker): the
  * target keeps no descriptor of it, and the kernel drops its
- * write-protection when the context is freed or the scanner dies.
+ * write-protection when the context is freed or the scanner dies. A
+ * context also keeps, from one scan to the next, the memory it copies the
+ * heap into (about the candidates' span): fresh memory costs a zero-fill
+ * that is slower than the copy itself.
  */
 #ifndef ZSCAN_H
 #define ZSCAN_H
@@ -138,6 +141,12 @@ struct zscan_stats {
 	 */
 	uint64_t outran_bytes;
 	uint64_t outran_ns; /* and how long the stop would have lasted */
+	/*
+	 * Building the index of the candidates (sorting them, the lookup
+	 * tables), before anything is read: within total_ns, grows with the
+	 * number of candidates, not with the bytes scanned
+	 */
+	uint64_t index_ns;
 };
 
 /* How the concurrent mode finds the pages written during its pass. */
