@@ -150,7 +150,8 @@ static __always_inline __u64 birth_ns(void)
 		ck->jiffies = j;
 		ck->seq = 0;
 	}
-	return ck->ns + ck->seq++;
+	/* Atomic: a preempted program on this CPU may be between the two. */
+	return ck->ns + __sync_fetch_and_add(&ck->seq, 1);
 }
 
 static __always_inline bool is_target(void)
