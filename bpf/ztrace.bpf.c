@@ -127,18 +127,18 @@ struct {
 } clock_cache SEC(".maps");
 
 /*
- * A block's birth time: CLOCK_MONOTONIC at most a jiffy behind, for its
- * age. The clock itself (bpf_ktime_get_ns) cost 100-280 ns here, a sixth
- * of a sampled event, and the jiffies counter is a load: so the clock is
- * read once a jiffy per CPU. Each event in that jiffy adds 1 ns to the
- * reading, so that a birth stays unique on its CPU (with its address, it
- * tells a block from the next one there, see leak_scan.c) and is never
- * ahead of the clock (an event takes far more than 1 ns). Tracing
- * programs may not call bpf_ktime_get_coarse_ns.
+ * A block's birth: CLOCK_MONOTONIC at most a jiffy behind, for its age,
+ * and with its address the block's identity across reports and scans
+ * (leak_scan.c, concurrent.c, sample_live.c), so unique. The clock itself
+ * (bpf_ktime_get_ns) cost 100-280 ns here, a sixth of a sampled event, and
+ * the jiffies counter is a load: so the clock is read once a jiffy per
+ * CPU. The low byte holds the CPU (no two CPUs give the same birth), and
+ * each event in the jiffy adds 256 ns (no two events of a CPU do; an event
+ * costs more, so a birth is not ahead of the clock).
  */
 static __always_inline __u64 birth_ns(void)
 {
-	__u64 j = bpf_jiffies64();
+	__u64 j = bpf_jiffies64(), seq;
 	struct zt_clock *ck;
 	__u32 zero = 0;
 
@@ -146,12 +146,13 @@ static __always_inline __u64 birth_ns(void)
 	if (!ck)
 		return bpf_ktime_get_ns();
 	if (ck->jiffies != j || !ck->ns) {
-		ck->ns = bpf_ktime_get_ns();
+		ck->ns = bpf_ktime_get_ns() & ~0xffULL;
 		ck->jiffies = j;
 		ck->seq = 0;
 	}
 	/* Atomic: a preempted program on this CPU may be between the two. */
-	return ck->ns + __sync_fetch_and_add(&ck->seq, 1);
+	seq = __sync_fetch_and_add(&ck->seq, 1);
+	return ck->ns + (seq << 8) + (bpf_get_smp_processor_id() & 0xff);
 }
 
 static __always_inline bool is_target(void)

@@ -3,7 +3,12 @@
  * zm_sample_stack.c - the allocating stack of a sampled block
  * (zm_sample_stack.h).
  */
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "zm_sample_stack.h"
 
@@ -16,9 +21,57 @@ struct zm_thread_stack {
 static __thread struct zm_thread_stack zm_thread_stack
 	__attribute__((tls_model("initial-exec")));
 
+/* The mapping holding addr, from /proc/self/maps; 0 if not found. */
+static int mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
+{
+	char buf[4096];
+	size_t len = 0;
+	ssize_t got;
+	int fd, found = 0;
+
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while (!found &&
+	       (got = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0) {
+		char *line = buf, *nl;
+
+		len += (size_t)got;
+		buf[len] = '\0';
+		while (!found && (nl = strchr(line, '\n'))) {
+			char *end;
+			uintptr_t a = strtoull(line, &end, 16), b;
+
+			b = *end == '-' ? strtoull(end + 1, NULL, 16) : 0;
+			if (addr >= a && addr < b) {
+				*lo = a;
+				*hi = b;
+				found = 1;
+			}
+			line = nl + 1;
+		}
+		/* Keep a line cut by the buffer's end for the next read. */
+		len -= (size_t)(line - buf);
+		memmove(buf, line, len);
+		if (len == sizeof(buf) - 1)
+			len = 0; /* a line longer than the buffer: skip it */
+	}
+	close(fd);
+	return found;
+}
+
+/*
+ * pthread_getattr_np's bounds. The main thread's are its rlimit below its
+ * top, down to whatever was mapped below when it was asked: a stack mapped
+ * into that gap later (a coroutine's) would pass for the main stack, and
+ * a bad frame pointer on it could leave it for a hole. So the main
+ * thread's are cut to the mapping that holds its stack now; a deeper
+ * stack later is walked by the tracer instead (counted there).
+ */
 static const struct zm_thread_stack *thread_stack(void)
 {
 	struct zm_thread_stack *ts = &zm_thread_stack;
+	uintptr_t here = (uintptr_t)__builtin_frame_address(0), lo, hi;
 	pthread_attr_t attr;
 	size_t size;
 	void *addr;
@@ -34,6 +87,17 @@ static const struct zm_thread_stack *thread_stack(void)
 		ts->known = 1;
 	}
 	pthread_attr_destroy(&attr);
+	if (ts->known > 0 && syscall(SYS_gettid) == getpid()) {
+		if (!mapping_of(here, &lo, &hi) || lo >= ts->hi ||
+		    hi <= ts->lo) {
+			ts->known = -1;
+			return ts;
+		}
+		if (lo > ts->lo)
+			ts->lo = lo;
+		if (hi < ts->hi)
+			ts->hi = hi;
+	}
 	return ts;
 }
 

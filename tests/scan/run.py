@@ -478,7 +478,21 @@ class Suite:
         precleaning round: with a 1 ms bound the stop does not rescan
         them, the target is resumed at once and no block is called lost
         (the hidden block is undecided); unbounded, the stop rescans the
-        64 MiB and the hidden block is lost, the two scans agreeing."""
+        64 MiB and the hidden block is lost, the two scans agreeing. One
+        store instead, under the default 20 ms: no outrun, and the stop
+        finds the block the store reveals."""
+        t = Target([self.mover, "-m", "64"], self.tmp)
+        try:
+            verdict, stats, _ = self.tracked_scans(t, "reveal", 1,
+                                                   opts=("-B", "20"))
+            moved, _ = self.mover_verdicts(t, verdict)
+            check(moved == "still reachable", "one store, bounded: the "
+                  "revealed block is %s" % moved)
+            for st in stats:
+                check(int(st["outran"]) == 0, "one store outran the "
+                      "bound: %s" % st)
+        finally:
+            check(t.finish() == 0, "mover failed")
         for bound, want in (("1", "undecided"), ("0", "definitely lost")):
             t = Target([self.mover, "-m", "64"], self.tmp)
             try:

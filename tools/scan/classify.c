@@ -1011,15 +1011,18 @@ int zs_mark_copy_prepare(struct zs_mark *m, uint64_t limit)
 
 	if (limit == UINT64_MAX || m->ncopied)
 		return 0;
+	if (!m->arena)
+		m->arena = &m->own_arena;
+	/* A kept arena is not in MemAvailable any more: it counts as free. */
 	if (!limit)
-		limit = default_limit();
+		limit = default_limit() + m->arena->len;
 	/* Each span's copy 64-byte aligned, as the heap's lines are. */
 	for (size_t i = 0; i < m->nspan; i++)
 		total += (m->span[i].cend - m->span[i].lo + 63) & ~63ULL;
-	if (!total || total > limit)
+	if (!total || total > limit) {
+		zs_arena_free(m->arena);
 		return 0; /* block by block, then */
-	if (!m->arena)
-		m->arena = &m->own_arena;
+	}
 	err = arena_get(m->arena, total);
 	if (err)
 		return err;

@@ -127,23 +127,24 @@ static int rescan(struct zs_mark *m, const struct zs_ranges *roots,
 
 /* Step 3's ranges: stopped, rescan. */
 /*
- * Would rescanning bytes, stopped since stop_ns, go over the pause bound?
- * At the rate of this scan's running rescans (precleaning, else the pass).
+ * Would rescanning bytes go over the pause bound? At the rate of this
+ * scan's running rescans (precleaning, else the pass). What the stop has
+ * cost so far (the threads, the maps, the tracker's query) is spent
+ * whatever is decided now: the bound is on the rescan, and outran_ns
+ * says how long the whole stop would have been.
  */
 static bool over_budget(const struct zscan_ctx *ctx, uint64_t bytes,
 			uint64_t stop_ns, struct zscan_stats *st)
 {
 	uint64_t max = ctx->o.pause_max_ns, need;
 
-	/* Nothing but the registers to rescan: that is always done. */
 	if (!max || !ctx->rescan_bytes || !bytes)
 		return false;
-	need = zs_now_ns() - stop_ns +
-	       (uint64_t)((double)bytes * ctx->rescan_ns / ctx->rescan_bytes);
+	need = (uint64_t)((double)bytes * ctx->rescan_ns / ctx->rescan_bytes);
 	if (need <= max)
 		return false;
 	st->outran_bytes = bytes;
-	st->outran_ns = need;
+	st->outran_ns = zs_now_ns() - stop_ns + need;
 	return true;
 }
 
@@ -225,8 +226,11 @@ static int pass_running(struct zscan_ctx *ctx, struct zs_mark *m,
 	if (!err)
 		err = zs_mark_drain(m);
 	m->badr = NULL;
-	/* The rate a stop would rescan at, until precleaning measures it. */
-	ctx->rescan_bytes = st->scanned_bytes + st->copied_bytes;
+	/*
+	 * The rate a stop would rescan at, until precleaning measures it:
+	 * the copy's bytes are scanned too, so counted once.
+	 */
+	ctx->rescan_bytes = st->scanned_bytes;
 	ctx->rescan_ns = zs_now_ns() - t0;
 	return err;
 }
@@ -248,7 +252,6 @@ static int preclean(struct zscan_ctx *ctx, struct zs_mark *m,
 		if (!zs_wtrack_can_rearm(&ctx->wt))
 			break;
 		d.n = 0;
-		t0 = zs_now_ns();
 		err = zs_maps_read(m->pid, &maps);
 		if (err)
 			break;
@@ -260,10 +263,11 @@ static int preclean(struct zscan_ctx *ctx, struct zs_mark *m,
 		bytes = total(&d);
 		st->preclean_bytes += bytes;
 		m->badr = bad_a;
+		t0 = zs_now_ns();
 		err = rescan(m, roots_a, &d, NULL);
 		m->badr = NULL;
+		/* The rescan alone: the stop's query is spent either way. */
 		if (bytes) {
-			/* Query and rescan, as a stop would do them. */
 			ctx->rescan_bytes = bytes;
 			ctx->rescan_ns = zs_now_ns() - t0;
 		}
@@ -374,11 +378,19 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 classify:
 	zs_mark_classify(&m, blocks, n, false);
 	if (undecided) {
-		/* No verdict, and no evidence for the next scan either. */
 		zs_mark_classify(&m, blocks, n, true);
-		free(ctx->lost);
-		ctx->lost = NULL;
-		ctx->nlost = 0;
+		/*
+		 * No verdict. Unreadable memory: no evidence for the next scan
+		 * either. Outran: the last scan's evidence stands, for the next
+		 * to agree with (two agreeing scans further apart are as
+		 * sound), so that a writer outrunning every other scan still
+		 * gets verdicts.
+		 */
+		if (!st->outran_bytes) {
+			free(ctx->lost);
+			ctx->lost = NULL;
+			ctx->nlost = 0;
+		}
 	} else {
 		err = confirm(ctx, blocks, n);
 		if (err)

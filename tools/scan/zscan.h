@@ -206,8 +206,11 @@ struct zscan_opts {
 	 * rescanning what the target wrote since it was last looked at
 	 * would take longer (at the rate the running rescans went), the
 	 * target is resumed at once and the scan gives no verdict
-	 * (stats.outran_bytes): a writer faster than the scanner cannot
-	 * lengthen the pause. 0: no bound.
+	 * (stats.outran_bytes; the previous scan's lost blocks stay the
+	 * evidence the next must agree with): a writer faster than the
+	 * scanner cannot lengthen the pause. What comes before the rescan
+	 * (stopping, the registers, the tracker's query) is not bounded.
+	 * 0: no bound.
 	 */
 	uint64_t pause_max_ns;
 };

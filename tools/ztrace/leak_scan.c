@@ -11,6 +11,7 @@
  * never a false verdict of lost, at worst a leak found one scan later.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,7 +243,11 @@ int leak_scan_run(const struct zt_probes *p, pid_t pid, bool concurrent,
 		.flags = snapshot ? ZSCAN_F_SNAPSHOT : 0,
 		.log = scan_log,
 		.held_tid = held_tid,
-		.pause_max_ns = (uint64_t)(env.scan_pause_max * 1e6),
+		/* A bound under 1 ns is 1 ns, not none. */
+		.pause_max_ns =
+			env.scan_pause_max > 0 ?
+				(uint64_t)ceil(env.scan_pause_max * 1e6) :
+				0,
 	};
 	struct block_list l = { .sampled = p->sampled };
 	int err;

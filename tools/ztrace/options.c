@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,7 @@ static int parse_ms(const char *opt, const char *arg, double *out)
 
 	errno = 0;
 	v = strtod(arg, &end);
-	if (errno || end == arg || *end || v < 0 || v > 1e9) {
+	if (errno || end == arg || *end || !isfinite(v) || v < 0 || v > 1e9) {
 		p_err("invalid %s '%s': give a number of milliseconds, such as 20 or 0.5 (0: no bound)",
 		      opt, arg);
 		return -EINVAL;
@@ -334,6 +335,7 @@ static int parse_one(int opt, const char *arg)
 			p_err("--scan-pause-max bounds the stop of 'ztrace leaks --scan=concurrent': use it there");
 			return -EINVAL;
 		}
+		env.scan_pause_max_set = true;
 		return parse_ms("--scan-pause-max", arg, &env.scan_pause_max);
 	}
 	return -EINVAL;
@@ -368,6 +370,10 @@ int parse_options(int argc, char **argv, enum zt_mode mode)
 	if (!env.max_blocks)
 		env.max_blocks = env.sample ? ZT_DEFAULT_MAX_SAMPLES :
 					      ZT_DEFAULT_MAX_BLOCKS;
+	if (env.scan_pause_max_set && env.scan != ZT_SCAN_CONCURRENT) {
+		p_err("--scan-pause-max bounds the stop of a concurrent scan: add --scan=concurrent");
+		return -EINVAL;
+	}
 	if (!env.pid == !env.cmd) {
 		p_err("%s: give either -p PID or a command to run after --, such as 'ztrace %s -- ./prog'",
 		      env.pid ? "both -p and a command" : "no target",

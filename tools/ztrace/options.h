@@ -43,6 +43,7 @@ struct zt_env {
 	__u32 stack_depth;
 	enum zt_scan_mode scan; /* leaks --scan */
 	double scan_pause_max; /* --scan-pause-max ms; concurrent scans */
+	bool scan_pause_max_set;
 	bool sample; /* --sample: the sampled probes, estimates */
 	__u64 sample_bytes; /* --sample=BYTES; 0: the target's rate */
 	bool json;
