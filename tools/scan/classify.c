@@ -947,6 +947,17 @@ static uint64_t default_limit(void)
 	return kb * 1024 / 2;
 }
 
+/* A read into the copies: len bytes, bad of them unreadable. */
+static void count_copied(struct zs_mark *m, uint64_t bad, uint64_t len)
+{
+	if (!m->st)
+		return;
+	m->st->unreadable_bytes += bad;
+	m->st->copied_bytes += len;
+	if (m->stopped)
+		m->st->stopped_bytes += len;
+}
+
 static int read_into(struct zs_mark *m, struct zs_span *sp, uint64_t lo,
 		     uint64_t hi)
 {
@@ -958,12 +969,7 @@ static int read_into(struct zs_mark *m, struct zs_span *sp, uint64_t lo,
 		err = zs_read(m->pid, m->memfd, lo, sp->copy + (lo - sp->lo),
 			      step, &bad, m->badr);
 	}
-	if (m->st) {
-		m->st->unreadable_bytes += bad;
-		m->st->copied_bytes += len;
-		if (m->stopped)
-			m->st->stopped_bytes += len;
-	}
+	count_copied(m, bad, len);
 	return err;
 }
 
@@ -1060,12 +1066,7 @@ static int refresh_flush(struct zs_mark *m, struct iovec *lv, size_t *n)
 	for (size_t i = 0; i < *n; i++)
 		len += m->iov[i].iov_len;
 	err = zs_read_pieces(m->pid, m->memfd, lv, m->iov, *n, &bad, m->badr);
-	if (m->st) {
-		m->st->unreadable_bytes += bad;
-		m->st->copied_bytes += len;
-		if (m->stopped)
-			m->st->stopped_bytes += len;
-	}
+	count_copied(m, bad, len);
 	*n = 0;
 	return err;
 }
