@@ -461,10 +461,13 @@ class Suite:
                 for st in stats:
                     # Asleep otherwise: precleaning finds that page (and
                     # the one the kernel writes as it wakes the thread,
-                    # rseq's), or nothing at all.
+                    # rseq's), or, stored later, at most the kernel's
+                    # page: the thread may wake late from the stop that
+                    # armed the tracker (seen: one page, once in ~10 runs).
                     pre = int(st["preclean"])
                     check(st["tracker"] == "uffd-wp" and
-                          (4096 <= pre <= 65536 if at == 0 else pre == 0) and
+                          (4096 <= pre <= 65536 if at == 0 else
+                           pre <= 4096) and
                           int(st["dirty"]) < 1 << 20,
                           "tracker %s, %s bytes written, %s precleaned" %
                           (st["tracker"], st["dirty"], st["preclean"]))
