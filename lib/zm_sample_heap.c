@@ -144,6 +144,7 @@ void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 {
 	uint64_t want, first, dirty = 0;
 	struct zm_sample_hdr *hdr;
+	char *block;
 
 	pthread_once(&heap_once, heap_reserve);
 	if (!heap_ok || usable > zm_sample_region.len / 2)
@@ -156,16 +157,17 @@ void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 	pthread_mutex_unlock(&heap_lock);
 	if (first == npages)
 		return NULL;
-	hdr = (struct zm_sample_hdr *)(zm_sample_region.base + first * ZM_PAGE +
-				       ZMALLOC_SAMPLE_STACK_SIZE);
+	block = (char *)(zm_sample_region.base + first * ZM_PAGE +
+			 ZM_SAMPLE_PREFIX);
+	hdr = zm_sample_hdr_of(block);
 	if (zero && dirty)
-		memset((char *)hdr + ZM_SAMPLE_HDR_SIZE, 0, usable);
+		memset(block, 0, usable);
 	hdr->npages = want;
 	hdr->usable = usable;
 	hdr->weight = weight;
 	/* Before sample_alloc fires: the tracer may read it at once. */
-	hdr->live = ZMALLOC_SAMPLE_LIVE ^ ((uintptr_t)hdr + ZM_SAMPLE_HDR_SIZE);
-	return (char *)hdr + ZM_SAMPLE_HDR_SIZE;
+	hdr->live = ZMALLOC_SAMPLE_LIVE ^ (uintptr_t)block;
+	return block;
 }
 
 void zm_sample_heap_free(void *p)

@@ -13,9 +13,9 @@
  *
  * Each sampled block takes whole pages: its allocating stack (272 bytes)
  * at the start of its first page, a 32-byte header, then the caller's
- * bytes. The header keeps what the free
+ * bytes (ZM_SAMPLE_PREFIX after the page). The header keeps what the free
  * needs: the page count, the usable size and the sample's weight; and its
- * live word tells a tracer whether the block is still allocated, which is
+ * live word tells a tracer whether the block is still allocated. Both are
  * part of the library's interface (zmalloc_sampling.h). Freed
  * pages are kept for the next samples, up to a bound, and only those are
  * zeroed for a calloc; pages never used are zero already. Page runs are
