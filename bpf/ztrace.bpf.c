@@ -456,8 +456,8 @@ struct {
 /*
  * A sampled block's stack from the frames the library wrote before its
  * header: one user read for the lot, where walking costs one a frame. A
- * stack the library did not write (a layout without it, or the thread's
- * stack unknown to it) is walked, as is any depth past its frames.
+ * stack the library did not walk (off the thread's known stack) is walked
+ * here, as is one deeper than its frames when --stack-depth asks for more.
  */
 static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
 					      __u64 ptr)
