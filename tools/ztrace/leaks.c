@@ -200,28 +200,21 @@ static bool scan_row_shown(const struct zt_scan_row *row)
 static void text_scan_row(size_t rank, const struct zt_scan_row *row,
 			  bool sampled)
 {
-	if (!sampled) {
-		fprintf(zt_out,
-			"  lost #%zu %llu bytes definitely + %llu indirectly lost (%llu + %llu blocks), %llu possibly lost, %llu undecided, %llu still reachable\n",
-			rank,
-			(unsigned long long)row->bytes[ZSCAN_DEFINITELY_LOST],
-			(unsigned long long)row->bytes[ZSCAN_INDIRECTLY_LOST],
-			(unsigned long long)row->blocks[ZSCAN_DEFINITELY_LOST],
-			(unsigned long long)row->blocks[ZSCAN_INDIRECTLY_LOST],
-			(unsigned long long)row->bytes[ZSCAN_POSSIBLY_LOST],
-			(unsigned long long)row->bytes[ZSCAN_UNDECIDED],
-			(unsigned long long)row->bytes[ZSCAN_STILL_REACHABLE]);
-		return;
-	}
+	/* Sampled: estimated bytes, and the samples behind the lost ones. */
+	const uint64_t *bytes = sampled ? row->est_bytes : row->bytes;
+	const char *est = sampled ? "~" : "";
+
 	fprintf(zt_out,
-		"  lost #%zu ~%llu bytes definitely + ~%llu indirectly lost (est. from %llu + %llu samples), ~%llu possibly lost, ~%llu undecided, ~%llu still reachable\n",
-		rank, (unsigned long long)row->est_bytes[ZSCAN_DEFINITELY_LOST],
-		(unsigned long long)row->est_bytes[ZSCAN_INDIRECTLY_LOST],
+		"  lost #%zu %s%llu bytes definitely + %s%llu indirectly lost (%s%llu + %llu %s), %s%llu possibly lost, %s%llu undecided, %s%llu still reachable\n",
+		rank, est, (unsigned long long)bytes[ZSCAN_DEFINITELY_LOST],
+		est, (unsigned long long)bytes[ZSCAN_INDIRECTLY_LOST],
+		sampled ? "est. from " : "",
 		(unsigned long long)row->blocks[ZSCAN_DEFINITELY_LOST],
 		(unsigned long long)row->blocks[ZSCAN_INDIRECTLY_LOST],
-		(unsigned long long)row->est_bytes[ZSCAN_POSSIBLY_LOST],
-		(unsigned long long)row->est_bytes[ZSCAN_UNDECIDED],
-		(unsigned long long)row->est_bytes[ZSCAN_STILL_REACHABLE]);
+		sampled ? "samples" : "blocks", est,
+		(unsigned long long)bytes[ZSCAN_POSSIBLY_LOST], est,
+		(unsigned long long)bytes[ZSCAN_UNDECIDED], est,
+		(unsigned long long)bytes[ZSCAN_STILL_REACHABLE]);
 }
 
 static void text_scan(struct zt_session *s, const struct zt_scan_result *r)
