@@ -40,7 +40,7 @@ $(ZS_LIB): $(ZS_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(ZS_OUT)/tests/leaky $(ZS_OUT)/tests/churn $(ZS_OUT)/tests/mover: \
-		$(ZS_OUT)/tests/%: tests/scan/%.c | lib
+		$(ZS_OUT)/tests/%: tests/scan/%.c tests/scan/put.h | lib
 	@mkdir -p $(@D)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(ZS_PROG_CFLAGS) $< -o $@ $(ZS_PROG_LIBS)

@@ -36,6 +36,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "put.h"
 #include "zmalloc.h"
 
 #define MAX_CANDS 64
@@ -180,18 +181,6 @@ static void on_usr1(int sig)
 		_exit(2);
 }
 
-static void put(const char *s, size_t len)
-{
-	while (len) {
-		ssize_t w = write(1, s, len);
-
-		if (w <= 0)
-			exit(2);
-		s += w;
-		len -= (size_t)w;
-	}
-}
-
 __attribute__((noinline)) static void print_cands(void)
 {
 	char line[256];
@@ -204,11 +193,11 @@ __attribute__((noinline)) static void print_cands(void)
 			       (unsigned long long)a, cands[i].req,
 			       zmalloc_usable_size((void *)(uintptr_t)a),
 			       cands[i].tag, cands[i].expect);
-		put(line, (size_t)len);
+		put_bytes(line, (size_t)len);
 		a = 0;
 	}
 	len = snprintf(line, sizeof(line), "ready %d\n", (int)getpid());
-	put(line, (size_t)len);
+	put_bytes(line, (size_t)len);
 }
 
 static void wait_go(void)
@@ -218,7 +207,7 @@ static void wait_go(void)
 	int len;
 
 	len = snprintf(line, sizeof(line), "waiting %d\n", (int)getpid());
-	put(line, (size_t)len);
+	put_bytes(line, (size_t)len);
 	while ((r = read(0, buf, sizeof(buf))) > 0)
 		if (r >= 2 && !memcmp(buf, "go", 2))
 			return;
@@ -232,7 +221,7 @@ __attribute__((noinline)) static void serve(void)
 
 	while ((r = read(0, buf, sizeof(buf))) > 0)
 		if (r >= 4 && !memcmp(buf, "ping", 4))
-			put("pong\n", 5);
+			put_bytes("pong\n", 5);
 }
 
 int main(int argc, char **argv)

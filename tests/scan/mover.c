@@ -50,6 +50,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "put.h"
 #include "zmalloc.h"
 
 /*
@@ -69,16 +70,7 @@ static int g_file = -1; /* what "remap" maps */
 
 static void put(const char *s)
 {
-	size_t len = strlen(s);
-
-	while (len) {
-		ssize_t w = write(1, s, len);
-
-		if (w <= 0)
-			exit(2);
-		s += w;
-		len -= (size_t)w;
-	}
+	put_bytes(s, strlen(s));
 }
 
 static void die(const char *what)
