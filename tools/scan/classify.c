@@ -597,13 +597,6 @@ static int scan_words(struct zs_mark *m, const uint8_t *p, size_t len,
 	return 0;
 }
 
-int zs_mark_words(struct zs_mark *m, const void *p, size_t len, bool definite)
-{
-	int err = scan_words(m, p, len, definite);
-
-	return err ? err : flush_pending(m);
-}
-
 int zs_mark_regs(struct zs_mark *m, const struct zs_world *w)
 {
 	int err;

@@ -290,9 +290,6 @@ ZS_HIDDEN int zs_mark_init(struct zs_mark *m, pid_t pid,
 			   const struct zscan_block *b, size_t n,
 			   const struct zscan_opts *o, struct zscan_stats *st);
 ZS_HIDDEN void zs_mark_free(struct zs_mark *m);
-/* Scans words as a root (definite). */
-ZS_HIDDEN int zs_mark_words(struct zs_mark *m, const void *p, size_t len,
-			    bool definite);
 ZS_HIDDEN int zs_mark_regs(struct zs_mark *m, const struct zs_world *w);
 /* Scans remote root ranges, less the candidates' bytes. */
 ZS_HIDDEN int zs_mark_roots(struct zs_mark *m, const struct zs_ranges *roots);
