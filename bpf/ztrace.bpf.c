@@ -80,6 +80,20 @@ struct {
 } stack_scratch SEC(".maps");
 
 /*
+ * The key (stack_key()) of the stack stored under each stack id, 0 while
+ * none is: a stack seen before is then known by one word instead of its
+ * frames, and a sample's by the hash the library hands sample_alloc,
+ * without reading its frames from the target at all. Sized to the ids'
+ * range before load.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ZT_DEFAULT_MAX_STACKS);
+	__type(key, __u32);
+	__type(value, __u64);
+} stack_keys SEC(".maps");
+
+/*
  * Indexed by stack id: ids are below stack_mask + 1, and the slot after
  * them holds the blocks whose stack was not recorded (totals_none_slot). An array lookup is
  * inlined by the verifier, where a hash lookup costs a hash and a walk.
@@ -178,7 +192,9 @@ static __always_inline __u64 reg_value(const __u64 *regs, short off)
 	return i < ZT_NREGS ? regs[i] : 0;
 }
 
-static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, int n)
+/* N arguments into OUT; those past the probe's own (at least NEED) are 0. */
+static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, int need,
+				     int n)
 {
 	struct __bpf_usdt_arg_spec *a;
 	struct __bpf_usdt_spec *spec;
@@ -189,11 +205,14 @@ static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, int n)
 	if (spec_id < 0)
 		return -ESRCH;
 	spec = bpf_map_lookup_elem(&__bpf_usdt_specs, &spec_id);
-	if (!spec || spec->arg_cnt < n)
+	if (!spec || spec->arg_cnt < need)
 		return -ENOENT;
 	__builtin_memcpy(regs, ctx, sizeof(regs));
 #pragma unroll
 	for (i = 0; i < n; i++) {
+		out[i] = 0;
+		if (i >= spec->arg_cnt)
+			continue;
 		a = &spec->args[i];
 		switch (a->arg_type) {
 		case BPF_USDT_ARG_CONST:
@@ -378,18 +397,36 @@ static __always_inline void walk_stack(struct pt_regs *ctx, __u64 *ips)
 	bpf_loop(stack_depth - 1, walk_step, &w, 0);
 }
 
-/* FNV-1a over the frames: the stack's id is its hash, masked. */
-static __always_inline __u32 stack_hash(const __u64 *ips)
+#define ZT_FNV_BASIS 0xcbf29ce484222325ULL
+#define ZT_FNV_PRIME 0x100000001b3ULL
+
+/*
+ * A stack's key, never 0: the hash of its frames after the first, as the
+ * library hashes a sample's (zmalloc_sample_stack_hash: FNV-1a, low bit
+ * set, 0 for none), then its first address, the probe's.
+ */
+static __always_inline __u64 stack_key_of(__u64 frames_hash, __u64 ip)
 {
-	__u64 h = 0xcbf29ce484222325ULL;
+	return ((frames_hash ^ ip) * ZT_FNV_PRIME) | 1;
+}
+
+static __always_inline __u64 stack_key(const __u64 *ips)
+{
+	__u64 h = ZT_FNV_BASIS;
 	__u32 i;
 
-	for (i = 0; i < ZT_MAX_STACK_DEPTH && i < stack_depth; i++) {
+	for (i = 1; i < ZT_MAX_STACK_DEPTH && i < stack_depth; i++) {
 		if (!ips[i])
 			break;
-		h = (h ^ ips[i]) * 0x100000001b3ULL;
+		h = (h ^ ips[i]) * ZT_FNV_PRIME;
 	}
-	return (__u32)(h ^ (h >> 32)) & stack_mask;
+	return stack_key_of(i > 1 ? h | 1 : 0, ips[0]);
+}
+
+/* The first id a stack's key tries (store_stack). */
+static __always_inline __u32 stack_slot(__u64 key)
+{
+	return (__u32)(key ^ (key >> 32)) & stack_mask;
 }
 
 static __always_inline bool same_stack(const __u64 *a, const __u64 *b)
@@ -409,25 +446,55 @@ static __always_inline bool same_stack(const __u64 *a, const __u64 *b)
 #define ZT_STACK_PROBES 4
 
 /*
- * The id of the stack in IPS, stored if new; ZT_STACK_NONE on failure. A
- * stack's id is its hash, masked; when that id holds another stack, the
- * next ids are tried (open addressing), so that two stacks of a program
- * sharing a masked hash, one run in a hundred with ASLR, both keep theirs.
+ * The id of the stack with KEY when it is stored, else ZT_STACK_NONE: the
+ * ids store_stack() would try, up to the first that holds no key.
+ */
+static __always_inline __u32 known_stack(__u64 key)
+{
+	__u32 id = stack_slot(key), k;
+	__u64 *known;
+
+	for (k = 0; k < ZT_STACK_PROBES; k++, id = (id + 1) & stack_mask) {
+		known = bpf_map_lookup_elem(&stack_keys, &id);
+		if (!known || !*known)
+			break;
+		if (*known == key)
+			return id;
+	}
+	return ZT_STACK_NONE;
+}
+
+/*
+ * The id of the stack in IPS, whose key is KEY, stored if new;
+ * ZT_STACK_NONE on failure. A stack's first id is its key, masked; when
+ * that id holds another stack, the next ids are tried (open addressing),
+ * so that two stacks of a program sharing a masked key, one run in a
+ * hundred with ASLR, both keep theirs. An id's key is set once its frames
+ * are stored: until then another CPU compares the frames.
  */
 static __always_inline __u32 store_stack(struct zt_counters *c,
-					 const __u64 *ips)
+					 const __u64 *ips, __u64 key)
 {
-	__u32 id = stack_hash(ips), k;
-	__u64 *old;
+	__u32 id = stack_slot(key), k;
+	__u64 *old, *known;
 	long err;
 
 	for (k = 0; k < ZT_STACK_PROBES; k++, id = (id + 1) & stack_mask) {
+		known = bpf_map_lookup_elem(&stack_keys, &id);
+		if (!known)
+			goto out_error;
+		if (*known == key)
+			return id;
+		if (*known)
+			continue; /* another stack's id */
 		old = bpf_map_lookup_elem(&stacks, &id);
 		if (!old) {
 			err = bpf_map_update_elem(&stacks, &id, ips,
 						  BPF_NOEXIST);
-			if (!err)
+			if (!err) {
+				WRITE_ONCE(*known, key);
 				return id;
+			}
 			if (err != -EEXIST)
 				goto out_error;
 			/* Another CPU stored a stack under this id first. */
@@ -435,8 +502,10 @@ static __always_inline __u32 store_stack(struct zt_counters *c,
 			if (!old)
 				goto out_error;
 		}
-		if (same_stack(ips, old))
+		if (same_stack(ips, old)) {
+			WRITE_ONCE(*known, key);
 			return id;
+		}
 	}
 	ADD(c->drop_stack_collision, 1);
 	return ZT_STACK_NONE;
@@ -493,26 +562,44 @@ static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
  * program on the same CPU then runs to its end before the first resumes.
  * That one finds the buffer busy and drops its stack (counted) rather than
  * overwrite a walk half done. A sample's stack is read, not walked, when
- * SAMPLE is its block's address.
+ * SAMPLE is its block's address; HASH is the library's hash of it, by
+ * which a stack already stored is known without reading it. That hash
+ * covers the library's frames, so it stands for the stack only when
+ * --stack-depth keeps exactly those and the probe's address.
  */
 static __always_inline __u32 get_stack(struct pt_regs *ctx,
-				       struct zt_counters *c, __u64 sample)
+				       struct zt_counters *c, __u64 sample,
+				       __u64 hash)
 {
+	bool by_hash = hash && stack_depth == ZT_SAMPLE_FRAMES + 1;
+	__u64 *buf, key = 0;
 	__u32 zero = 0, id;
-	__u64 *buf;
 
+	if (by_hash) {
+		key = stack_key_of(hash, PT_REGS_IP(ctx));
+		id = known_stack(key);
+		if (id != ZT_STACK_NONE)
+			return id;
+	}
 	buf = bpf_map_lookup_elem(&stack_scratch, &zero);
 	if (!buf || buf[0]) {
 		ADD(c->drop_stack_error, 1);
 		return ZT_STACK_NONE;
 	}
 	WRITE_ONCE(buf[0], 1);
+	if (sample)
+		ADD(c->sample_stacks_read, 1);
 	if (!sample || !read_sample_stack(ctx, buf + 1, sample)) {
 		if (sample)
 			ADD(c->sample_stacks_walked, 1);
 		walk_stack(ctx, buf + 1);
 	}
-	id = store_stack(c, buf + 1);
+	/* Stored by the frames' own key: they are the truth. */
+	if (by_hash && stack_key(buf + 1) != key) {
+		ADD(c->sample_hash_mismatches, 1);
+		key = 0;
+	}
+	id = store_stack(c, buf + 1, key ? key : stack_key(buf + 1));
 	WRITE_ONCE(buf[0], 0);
 	return id;
 }
@@ -654,7 +741,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	if (capture_stacks) {
 		/* Only leaks needs ages; hist and stat spare the clock. */
 		ts = birth_ns();
-		stack_id = get_stack(ctx, c, 0);
+		stack_id = get_stack(ctx, c, 0, 0);
 		t = get_totals(c, stack_id);
 		if (t) {
 			ADD(t->allocs, 1);
@@ -733,7 +820,8 @@ static __always_inline struct zt_block *sample_evict(struct zt_live_bucket *b,
  */
 static __always_inline void sample_enter(struct pt_regs *ctx,
 					 struct zt_counters *c, __u64 ptr,
-					 __u64 requested, __u64 weight)
+					 __u64 requested, __u64 weight,
+					 __u64 stack_hash)
 {
 	struct zt_live_bucket *b1, *b2, *bk;
 	struct zt_sample_totals *st;
@@ -745,7 +833,7 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	sample_hist_add(requested, weight);
 	if (capture_stacks) {
 		ts = birth_ns();
-		stack_id = get_stack(ctx, c, ptr);
+		stack_id = get_stack(ctx, c, ptr, stack_hash);
 		st = get_sample_totals(c, stack_id);
 		if (st) {
 			ADD(st->samples, 1);
@@ -858,11 +946,12 @@ static __always_inline int on_oom(__u64 requested)
  * The programs: check the process, read the arguments, hand them over. A
  * hit whose arguments cannot be read is counted, never dropped silently.
  */
-static __always_inline int read_args(struct pt_regs *ctx, __u64 *args, int n)
+static __always_inline int read_args(struct pt_regs *ctx, __u64 *args, int need,
+				     int n)
 {
 	struct zt_counters *c;
 
-	if (!usdt_args(ctx, args, n))
+	if (!usdt_args(ctx, args, need, n))
 		return 0;
 	c = get_counters();
 	if (c)
@@ -875,7 +964,7 @@ int zt_alloc(struct pt_regs *ctx)
 {
 	__u64 a[3];
 
-	if (!is_target() || read_args(ctx, a, 3))
+	if (!is_target() || read_args(ctx, a, 3, 3))
 		return 0;
 	return on_alloc(ctx, a[0], a[1], a[2]);
 }
@@ -885,7 +974,7 @@ int zt_free(struct pt_regs *ctx)
 {
 	__u64 a[2];
 
-	if (!is_target() || read_args(ctx, a, 2))
+	if (!is_target() || read_args(ctx, a, 2, 2))
 		return 0;
 	return on_free(a[0], a[1]);
 }
@@ -895,7 +984,7 @@ int zt_realloc(struct pt_regs *ctx)
 {
 	__u64 a[5];
 
-	if (!is_target() || read_args(ctx, a, 5))
+	if (!is_target() || read_args(ctx, a, 5, 5))
 		return 0;
 	return on_realloc(ctx, a[0], a[1], a[2], a[3], a[4]);
 }
@@ -905,25 +994,29 @@ int zt_oom(struct pt_regs *ctx)
 {
 	__u64 a[1];
 
-	if (!is_target() || read_args(ctx, a, 1))
+	if (!is_target() || read_args(ctx, a, 1, 1))
 		return 0;
 	return on_oom(a[0]);
 }
 
-/* Sampled mode: one program hit per sampled block, at its allocation. */
+/*
+ * Sampled mode: one program hit per sampled block, at its allocation. The
+ * stack's hash is sample_alloc's fifth argument; a library that passes
+ * four has its samples' stacks read instead.
+ */
 SEC("usdt")
 int zt_sample_alloc(struct pt_regs *ctx)
 {
 	struct zt_counters *c;
-	__u64 a[4];
+	__u64 a[5];
 
-	if (!is_target() || read_args(ctx, a, 4))
+	if (!is_target() || read_args(ctx, a, 4, 5))
 		return 0;
 	c = get_counters();
 	if (!c)
 		return 0;
 	ADD(c->sample_alloc_hits, 1);
-	sample_enter(ctx, c, a[0], a[1], a[3]);
+	sample_enter(ctx, c, a[0], a[1], a[3], a[4]);
 	return 0;
 }
 

@@ -14,7 +14,7 @@
  *   realloc  old ptr   new ptr    old usable  requested  new usable
  *   oom      requested
  *
- *   sample_alloc  ptr  requested  usable  weight
+ *   sample_alloc  ptr  requested  usable  weight  stack
  *   sample_free   ptr  usable     weight
  *
  * - "requested" is the size the caller asked for (num * size for calloc,
@@ -31,7 +31,9 @@
  *   semaphore (see zmalloc_sampling.h). weight is the number of bytes the
  *   sample stands for; sample_free repeats the weight given at allocation.
  *   A realloc into a sampled block fires sample_alloc for the new block; a
- *   realloc or free of a sampled block fires sample_free for it.
+ *   realloc or free of a sampled block fires sample_free for it. stack is
+ *   the hash of the allocating stack the library wrote before the block
+ *   (zmalloc_sample_stack_hash), or 0 if it wrote none.
  *
  * Cost: each probe has its own semaphore (the kernel's uprobe reference
  * counter), so no argument is computed while no tracer is attached. Each

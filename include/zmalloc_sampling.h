@@ -102,4 +102,21 @@ struct zmalloc_sample_stack {
 	uint64_t frames[ZMALLOC_SAMPLE_FRAMES];
 };
 
+/*
+ * sample_alloc's stack argument: this hash of frames[0..nframes), or 0
+ * when nframes is 0. A tracer that has read a stack once knows it again by
+ * its hash, without reading the frames (a user read from the kernel cost
+ * about as much as the rest of a sample's program here). FNV-1a over the
+ * 64-bit words, with the low bit set so that no hash is 0.
+ */
+static inline uint64_t zmalloc_sample_stack_hash(const uint64_t *frames,
+						 uint64_t nframes)
+{
+	uint64_t h = 0xcbf29ce484222325ULL, i;
+
+	for (i = 0; i < nframes; i++)
+		h = (h ^ frames[i]) * 0x100000001b3ULL;
+	return nframes ? h | 1 : 0;
+}
+
 #endif /* ZMALLOC_SAMPLING_H */

@@ -101,12 +101,12 @@ static const struct zm_thread_stack *thread_stack(void)
 	return ts;
 }
 
-void zm_sample_stack_fill(struct zmalloc_sample_stack *st, uintptr_t fp,
-			  uintptr_t block)
+uint64_t zm_sample_stack_fill(struct zmalloc_sample_stack *st, uintptr_t fp,
+			      uintptr_t block)
 {
 	const struct zm_thread_stack *ts = thread_stack();
 	const uintptr_t *frame;
-	uint64_t n = 0;
+	uint64_t n = 0, hash;
 
 	st->next_fp = 0;
 	if (ts->known < 0 || fp < ts->lo || fp >= ts->hi)
@@ -125,8 +125,10 @@ void zm_sample_stack_fill(struct zmalloc_sample_stack *st, uintptr_t fp,
 	}
 out:
 	st->nframes = n;
+	hash = zmalloc_sample_stack_hash(st->frames, n);
 	while (n < ZMALLOC_SAMPLE_FRAMES)
 		st->frames[n++] = 0;
 	__atomic_store_n(&st->check, ZMALLOC_SAMPLE_STACK ^ block,
 			 __ATOMIC_RELEASE);
+	return hash;
 }

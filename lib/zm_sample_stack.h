@@ -19,10 +19,11 @@
 
 /*
  * Fills st for the block at block, walking from fp: the frame pointer of
- * the function that fires sample_alloc.
+ * the function that fires sample_alloc. Returns the stack's hash, for the
+ * probe (zmalloc_sample_stack_hash).
  */
-void zm_sample_stack_fill(struct zmalloc_sample_stack *st, uintptr_t fp,
-			  uintptr_t block)
+uint64_t zm_sample_stack_fill(struct zmalloc_sample_stack *st, uintptr_t fp,
+			      uintptr_t block)
 	__attribute__((visibility("hidden")));
 
 #endif /* ZM_SAMPLE_STACK_H */

@@ -15,16 +15,17 @@
 void *zm_sampled_alloc(size_t size, bool zero, uint64_t weight, size_t *usable)
 {
 	size_t want = ZM_MIN_SIZE(size);
+	uint64_t stack;
 	void *ptr;
 
 	ptr = zm_sample_heap_alloc(want, weight, zero);
 	if (ptr) {
 		*usable = want;
 		/* This function's frame is where the probe's walk would start. */
-		zm_sample_stack_fill(zm_sample_stack_of(ptr),
-				     (uintptr_t)__builtin_frame_address(0),
-				     (uintptr_t)ptr);
-		ZM_FIRE(sample_alloc, ptr, size, want, weight);
+		stack = zm_sample_stack_fill(
+			zm_sample_stack_of(ptr),
+			(uintptr_t)__builtin_frame_address(0), (uintptr_t)ptr);
+		ZM_FIRE(sample_alloc, ptr, size, want, weight, stack);
 		return ptr;
 	}
 	__atomic_add_fetch(&zm_sample_control.lost, 1, __ATOMIC_RELAXED);

@@ -604,6 +604,11 @@ def check_sample_hits(doc):
        "sample_alloc hits vs samples")
     eq(hits["live_unverified"], 0, "samples whose header was not read")
     eq(hits["stacks_walked"], 0, "sampled stacks not from the library")
+    eq(hits["stack_hash_mismatches"], 0, "library's stack hashes wrong")
+    # A stack is read once, then known by the library's hash.
+    check(hits["stacks_read"] <= 64 and
+          hits["stacks_read"] <= hits["sample_alloc_hits"],
+          "sampled stacks read, not known by hash: %r" % hits)
     eq(doc["sampled"], True, "report says it is sampled")
     eq(doc["complete"], True, "sampled report complete")
     eq(doc["drops"]["samples_lost"], 0, "samples lost by the target")
@@ -842,6 +847,8 @@ def test_sample_stack_from_library():
         eq(doc["events"]["alloc_samples"], 1, "samples")
         eq(doc["sampling"]["stacks_walked"], walked,
            "sampled stacks the kernel walked, deep %d" % n)
+        eq(doc["sampling"]["stacks_read"], 1, "a new stack is read once")
+        eq(doc["sampling"]["stack_hash_mismatches"], 0, "hash mismatches")
         _, exact = deep_leak(args, n, "deep-%d-exact.json" % n)
         eq(sampled.count("deep_frame"), n, "deep_frame frames: %r" % sampled)
         eq(sampled[-1], "__libc_start_call_main", "outermost frame")

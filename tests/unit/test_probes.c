@@ -31,7 +31,7 @@ static struct probe_spec specs[] = {
 	{ ZMALLOC_PROBE_REALLOC, 5, 0, 0 },
 	{ ZMALLOC_PROBE_OOM, 1, 0, 0 },
 #ifdef ZMALLOC_PROBE_SAMPLE_ALLOC
-	{ ZMALLOC_PROBE_SAMPLE_ALLOC, 4, 0, 0 },
+	{ ZMALLOC_PROBE_SAMPLE_ALLOC, 5, 0, 0 },
 	{ ZMALLOC_PROBE_SAMPLE_FREE, 3, 0, 0 },
 #endif
 };

@@ -129,6 +129,9 @@ static int size_maps(struct zt_probes *p)
 	if (!err)
 		err = bpf_map__set_value_size(s->maps.stacks,
 					      depth * sizeof(__u64));
+	if (!err)
+		err = bpf_map__set_max_entries(s->maps.stack_keys,
+					       pow2_at_least(nstacks));
 	/* The busy word, then room for a sample's frames at any depth. */
 	if (!err)
 		err = bpf_map__set_value_size(

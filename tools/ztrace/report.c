@@ -318,7 +318,9 @@ static void json_sampled(struct jw *w, const struct zt_session *s)
 	jw_u64(w, "sample_alloc_hits", c->sample_alloc_hits);
 	jw_u64(w, "live_unverified", n->live_unverified);
 	jw_u64(w, "ways_reused", c->sample_ways_reused);
+	jw_u64(w, "stacks_read", c->sample_stacks_read);
 	jw_u64(w, "stacks_walked", c->sample_stacks_walked);
+	jw_u64(w, "stack_hash_mismatches", c->sample_hash_mismatches);
 	jw_obj_end(w);
 	jw_obj(w, "events");
 	jw_bool(w, "estimated", true);
