@@ -9,6 +9,13 @@
  * to the kernel with MADV_DONTNEED past that: a sampled free then costs no
  * system call and, with threads, no TLB shootdown. A block made of dirty
  * pages is zeroed only when the caller asked for zeroes.
+ *
+ * A sample of one page (most of them: up to 3792 usable bytes) does not
+ * take the lock at all: each thread keeps a stash of up to
+ * ZM_STASH_PAGES single pages it freed, for its next one-page samples.
+ * With threads, the lock and the bitmap words would otherwise pass
+ * between CPUs at every sample. The stash goes back to the heap when its
+ * thread exits; a child of fork() keeps only the forking thread's.
  */
 #include <pthread.h>
 #include <string.h>
@@ -21,6 +28,7 @@
 #define ZM_MAX_PAGES (ZM_SAMPLE_HEAP_MAX / ZM_PAGE)
 #define ZM_MIN_LEN ((uintptr_t)128 << 20)
 #define ZM_DIRTY_MAX 2048 /* 8 MiB of freed pages kept */
+#define ZM_STASH_PAGES 8
 
 /* The only writer is heap_reserve(); base is published before len. */
 struct zm_sample_region zm_sample_region;
@@ -34,6 +42,21 @@ static uint64_t dirty_pages; /* free pages kept dirty */
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
 static bool heap_ok;
+
+/* A thread's single free pages, by page index; see above. */
+struct zm_page_stash {
+	uint64_t page[ZM_STASH_PAGES];
+	uint32_t n;
+	bool registered; /* stash_key holds it: returned at thread exit */
+	bool closed; /* returned: the thread is exiting */
+};
+
+static __thread struct zm_page_stash zm_page_stash
+	__attribute__((tls_model("initial-exec")));
+static pthread_key_t stash_key;
+static bool stash_key_ok;
+
+static void stash_return(void *arg);
 
 static void heap_lock_prefork(void)
 {
@@ -65,6 +88,7 @@ static void heap_reserve(void)
 		munmap(region, len);
 		return;
 	}
+	stash_key_ok = pthread_key_create(&stash_key, stash_return) == 0;
 	npages = len / ZM_PAGE;
 	heap_ok = true;
 	__atomic_store_n(&zm_sample_region.base, (uintptr_t)region,
@@ -140,16 +164,81 @@ static void pages_give(uint64_t first, uint64_t n, bool dirty)
 		low_word = first / 64;
 }
 
+/*
+ * Pages [first, first + n) are free again: kept dirty for the next
+ * samples while under ZM_DIRTY_MAX, else given back to the kernel.
+ */
+static void pages_release(uint64_t first, uint64_t n)
+{
+	bool keep;
+
+	pthread_mutex_lock(&heap_lock);
+	keep = dirty_pages + n <= ZM_DIRTY_MAX;
+	if (keep)
+		pages_give(first, n, true);
+	pthread_mutex_unlock(&heap_lock);
+	if (keep)
+		return;
+	/* Past the cache: the memory goes back, and the pages read as zero. */
+	madvise((void *)(zm_sample_region.base + first * ZM_PAGE), n * ZM_PAGE,
+		MADV_DONTNEED);
+	pthread_mutex_lock(&heap_lock);
+	pages_give(first, n, false);
+	pthread_mutex_unlock(&heap_lock);
+}
+
+/* The thread exits (a stash_key destructor): its stash goes back. */
+static void stash_return(void *arg)
+{
+	struct zm_page_stash *st = arg;
+
+	st->closed = true;
+	while (st->n)
+		pages_release(st->page[--st->n], 1);
+}
+
+/* A page for a one-page sample from the stash, or false. */
+static bool stash_take(uint64_t *page)
+{
+	struct zm_page_stash *st = &zm_page_stash;
+
+	if (!st->n)
+		return false;
+	*page = st->page[--st->n];
+	return true;
+}
+
+/* Keeps a freed one-page sample's page in the stash, or says false. */
+static bool stash_keep(uint64_t page)
+{
+	struct zm_page_stash *st = &zm_page_stash;
+
+	if (st->closed || st->n == ZM_STASH_PAGES)
+		return false;
+	if (!st->registered) {
+		/* Once per thread: the destructor is what returns the stash. */
+		if (!stash_key_ok || pthread_setspecific(stash_key, st))
+			return false;
+		st->registered = true;
+	}
+	st->page[st->n++] = page;
+	return true;
+}
+
 void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 {
 	uint64_t want, first, dirty = 0;
 	struct zm_sample_hdr *hdr;
 	char *block;
 
+	want = (usable + ZM_SAMPLE_PREFIX + ZM_PAGE - 1) / ZM_PAGE;
+	if (want == 1 && stash_take(&first)) {
+		dirty = 1;
+		goto place;
+	}
 	pthread_once(&heap_once, heap_reserve);
 	if (!heap_ok || usable > zm_sample_region.len / 2)
 		return NULL;
-	want = (usable + ZM_SAMPLE_PREFIX + ZM_PAGE - 1) / ZM_PAGE;
 	pthread_mutex_lock(&heap_lock);
 	first = pages_find(want);
 	if (first != npages)
@@ -157,6 +246,7 @@ void *zm_sample_heap_alloc(size_t usable, uint64_t weight, bool zero)
 	pthread_mutex_unlock(&heap_lock);
 	if (first == npages)
 		return NULL;
+place:
 	block = (char *)(zm_sample_region.base + first * ZM_PAGE +
 			 ZM_SAMPLE_PREFIX);
 	hdr = zm_sample_hdr_of(block);
@@ -177,20 +267,10 @@ void zm_sample_heap_free(void *p)
 		((uintptr_t)zm_sample_stack_of(p) - zm_sample_region.base) /
 		ZM_PAGE;
 	uint64_t n = hdr->npages;
-	bool keep;
 
 	/* Dead to a tracer before another thread can be given the pages. */
 	__atomic_store_n(&hdr->live, 0, __ATOMIC_RELEASE);
-	pthread_mutex_lock(&heap_lock);
-	keep = dirty_pages + n <= ZM_DIRTY_MAX;
-	if (keep)
-		pages_give(first, n, true);
-	pthread_mutex_unlock(&heap_lock);
-	if (keep)
+	if (n == 1 && stash_keep(first))
 		return;
-	/* Past the cache: the memory goes back, and the pages read as zero. */
-	madvise(zm_sample_stack_of(p), n * ZM_PAGE, MADV_DONTNEED);
-	pthread_mutex_lock(&heap_lock);
-	pages_give(first, n, false);
-	pthread_mutex_unlock(&heap_lock);
+	pages_release(first, n);
 }

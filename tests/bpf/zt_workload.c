@@ -21,7 +21,7 @@
  *             its last sync point, with the tracer gone, it counts the
  *             blocks that still land in the sample region ("after" line)
  *   churn     the sample scenario's churn alone: 704 MiB, all freed
- *   spread N  N rounds of a block of round pages and a 16-byte block just
+ *   spread N  N rounds of a block of round pages and a 4 KiB block just
  *             above it, both freed: with every block sampled, N addresses
  *             of samples, never more than 2 live
  *   deep N    a 4 KiB block leaked from deep_frame, N calls of it deep
@@ -420,8 +420,9 @@ static NOINLINE int run_sample(void)
 }
 
 /*
- * spread: the sample heap gives a block the lowest free pages, so the
- * small block lands one page higher each round.
+ * spread: the sample heap gives a block of more than one page the lowest
+ * free pages, so the second block lands one page higher each round. (A
+ * one-page sample would take the page its thread freed last.)
  */
 static NOINLINE int run_spread(long rounds)
 {
@@ -429,7 +430,7 @@ static NOINLINE int run_spread(long rounds)
 
 	for (i = 0; i < rounds; i++) {
 		void *big = zmalloc((size_t)i * 4096 + 1);
-		void *small = zmalloc(16);
+		void *small = zmalloc(4096); /* two pages, with its header */
 
 		zfree(big);
 		zfree(small);

@@ -384,6 +384,67 @@ static void test_sample_cross_thread_free(void **state)
 	zmalloc_set_sample_bytes(0);
 }
 
+#define STASH_PAGES 8 /* zm_sample_heap.c: one-page samples a thread keeps */
+
+/* A thread's STASH_PAGES one-page samples, freed: its stash, then exit. */
+static void *fill_stash_and_exit(void *arg)
+{
+	void **blocks = arg;
+	int i;
+
+	zfree(zmalloc(100)); /* arms this thread's sampler, unsampled */
+	for (i = 0; i < STASH_PAGES; i++)
+		blocks[i] = zmalloc(100);
+	for (i = 0; i < STASH_PAGES; i++)
+		zfree(blocks[i]);
+	return NULL;
+}
+
+/*
+ * A one-page sample takes the page its thread freed last, without the
+ * heap's lock; a thread's stash goes back to the heap when it exits, so
+ * its pages are the lowest free ones again.
+ */
+static void test_sample_stash(void **state)
+{
+	void *mine[STASH_PAGES * 2], *theirs[STASH_PAGES], *p, *q;
+	size_t start = zmalloc_used_memory();
+	pthread_t tid;
+	int i, j, found;
+
+	(void)state;
+	zmalloc_set_sample_bytes(1);
+	sampling(true);
+	/* Ends the interval drawn at the last test's rate, whatever it is. */
+	zfree(zmalloc(1 << 20));
+	p = zmalloc(100);
+	assert_true(is_sampled(p));
+	zfree(p);
+	q = zmalloc(100);
+	assert_ptr_equal(q, p);
+	zfree(q);
+	assert_int_equal(
+		pthread_create(&tid, NULL, fill_stash_and_exit, theirs), 0);
+	pthread_join(tid, NULL);
+	for (i = 0; i < STASH_PAGES; i++)
+		assert_true(is_sampled(theirs[i]));
+	/* Past this thread's own stash: the heap's lowest free pages. */
+	for (i = 0; i < STASH_PAGES * 2; i++) {
+		mine[i] = zmalloc(100);
+		assert_true(is_sampled(mine[i]));
+	}
+	for (i = 0; i < STASH_PAGES; i++) {
+		for (j = 0, found = 0; j < STASH_PAGES * 2; j++)
+			found += mine[j] == theirs[i];
+		assert_int_equal(found, 1);
+	}
+	for (i = 0; i < STASH_PAGES * 2; i++)
+		zfree(mine[i]);
+	sampling(false);
+	assert_int_equal(zmalloc_used_memory(), start);
+	zmalloc_set_sample_bytes(0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +454,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sample_live_word),
 		cmocka_unit_test(test_sample_stack),
 		cmocka_unit_test(test_sample_cross_thread_free),
+		cmocka_unit_test(test_sample_stash),
 	};
 
 	(void)argc;
