@@ -20,7 +20,8 @@
  * pages are kept for the next samples, up to a bound, and only those are
  * zeroed for a calloc; pages never used are zero already. Page runs are
  * found in a bitmap under a mutex: this path runs for one allocation in
- * hundreds or thousands.
+ * hundreds or thousands. A one-page sample, the common case, usually takes
+ * a page its thread freed instead, without the lock (zm_sample_heap.c).
  */
 #ifndef ZM_SAMPLE_HEAP_H
 #define ZM_SAMPLE_HEAP_H
