@@ -59,6 +59,15 @@ struct {
 	__type(value, struct zt_live_bucket);
 } live SEC(".maps");
 
+/* The blocks of the live table's ways, at their bucket's index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zt_live_blocks);
+} live_blocks SEC(".maps");
+
 /*
  * The allocating stacks, walked by walk_stack(): key a stack id, below
  * stack_mask + 1; value its return addresses, leaf first, 0-terminated.
@@ -620,9 +629,30 @@ static __always_inline void account_leave(struct zt_counters *c,
 	ADD(t->live_bytes, -(__s64)b->requested);
 }
 
+/* A bucket of the live table: its ways, and their blocks. */
+struct zt_bucket {
+	struct zt_live_bucket *ways; /* NULL: no bucket */
+	struct zt_live_blocks *blocks;
+};
+
+static __always_inline void bucket_at(__u32 i, struct zt_bucket *b)
+{
+	b->ways = bpf_map_lookup_elem(&live, &i);
+	b->blocks = bpf_map_lookup_elem(&live_blocks, &i);
+	if (!b->blocks)
+		b->ways = NULL;
+}
+
+/* Way W's block, or NULL. */
+static __always_inline struct zt_block *block_of(const struct zt_bucket *b,
+						 int w)
+{
+	return b->blocks ? &b->blocks->blk[w & (ZT_LIVE_WAYS - 1)] : NULL;
+}
+
 /* The two candidate buckets of an address. */
-static __always_inline void live_buckets(__u64 ptr, struct zt_live_bucket **b1,
-					 struct zt_live_bucket **b2)
+static __always_inline void live_buckets(__u64 ptr, struct zt_bucket *b1,
+					 struct zt_bucket *b2)
 {
 	__u64 h = ptr;
 	__u32 i1, i2;
@@ -634,74 +664,74 @@ static __always_inline void live_buckets(__u64 ptr, struct zt_live_bucket **b1,
 	i2 = (__u32)(h >> 32) & live_mask;
 	if (i2 == i1)
 		i2 = (i1 + 1) & live_mask;
-	*b1 = bpf_map_lookup_elem(&live, &i1);
-	*b2 = bpf_map_lookup_elem(&live, &i2);
+	bucket_at(i1, b1);
+	bucket_at(i2, b2);
 }
 
 /* The way of PTR in bucket B, or -1. */
-static __always_inline int live_way(const struct zt_live_bucket *b, __u64 ptr)
+static __always_inline int live_way(const struct zt_bucket *b, __u64 ptr)
 {
 	int w;
 
-	if (!b)
+	if (!b->ways)
 		return -1;
 #pragma unroll
 	for (w = 0; w < ZT_LIVE_WAYS; w++)
-		if (READ_ONCE(b->ptr[w]) == ptr)
+		if (READ_ONCE(b->ways->ptr[w]) == ptr)
 			return w;
 	return -1;
 }
 
 /* PTR's block, its bucket and way; b1 and b2 are PTR's buckets. */
 static __always_inline struct zt_block *
-live_find(__u64 ptr, struct zt_live_bucket *b1, struct zt_live_bucket *b2,
-	  struct zt_live_bucket **bp, int *wp)
+live_find(__u64 ptr, const struct zt_bucket *b1, const struct zt_bucket *b2,
+	  const struct zt_bucket **bp, int *wp)
 {
 	int w;
 
-	if (!b1)
+	if (!b1->ways)
 		return NULL;
 	w = live_way(b1, ptr);
 	if (w >= 0) {
 		*bp = b1;
 		*wp = w;
-		return &b1->blk[w & (ZT_LIVE_WAYS - 1)];
+		return block_of(b1, w);
 	}
-	if (!READ_ONCE(b1->spilled) || !b2)
+	if (!READ_ONCE(b1->ways->spilled))
 		return NULL;
 	w = live_way(b2, ptr);
 	if (w >= 0) {
 		*bp = b2;
 		*wp = w;
-		return &b2->blk[w & (ZT_LIVE_WAYS - 1)];
+		return block_of(b2, w);
 	}
 	return NULL;
 }
 
 /* Claim a free way of B for PTR; its block, or NULL when B is full. */
-static __always_inline struct zt_block *live_claim(struct zt_live_bucket *b,
+static __always_inline struct zt_block *live_claim(const struct zt_bucket *b,
 						   __u64 ptr)
 {
 	int w;
 
-	if (!b)
+	if (!b->ways)
 		return NULL;
 #pragma unroll
 	for (w = 0; w < ZT_LIVE_WAYS; w++)
-		if (!READ_ONCE(b->ptr[w]) &&
-		    __sync_val_compare_and_swap(&b->ptr[w], 0, ptr) == 0)
-			return &b->blk[w];
+		if (!READ_ONCE(b->ways->ptr[w]) &&
+		    __sync_val_compare_and_swap(&b->ways->ptr[w], 0, ptr) == 0)
+			return block_of(b, w);
 	return NULL;
 }
 
 /* A free way for PTR in its first bucket, else its second; or NULL. */
 static __always_inline struct zt_block *
-live_insert(struct zt_live_bucket *b1, struct zt_live_bucket *b2, __u64 ptr)
+live_insert(const struct zt_bucket *b1, const struct zt_bucket *b2, __u64 ptr)
 {
 	struct zt_block *blk = live_claim(b1, ptr);
 
-	if (!blk && b1) {
-		WRITE_ONCE(b1->spilled, 1);
+	if (!blk && b1->ways) {
+		WRITE_ONCE(b1->ways->spilled, 1);
 		blk = live_claim(b2, ptr);
 	}
 	return blk;
@@ -730,7 +760,8 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 					struct zt_counters *c, __u64 ptr,
 					__u64 requested, __u64 usable)
 {
-	struct zt_live_bucket *b1, *b2, *bk;
+	const struct zt_bucket *bk;
+	struct zt_bucket b1, b2;
 	struct zt_stack_totals *t = NULL;
 	struct zt_block *blk;
 	__u32 stack_id = ZT_STACK_NONE, flags = 0, prev_tid = 0;
@@ -750,7 +781,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	}
 
 	live_buckets(ptr, &b1, &b2);
-	blk = live_find(ptr, b1, b2, &bk, &w);
+	blk = live_find(ptr, &b1, &b2, &bk, &w);
 	if (blk) {
 		ADD(c->missed_frees, 1);
 		ADD(c->missed_free_bytes, blk->requested);
@@ -758,7 +789,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 		flags = ZT_BLOCK_REPLACED;
 		prev_tid = blk->tid;
 	} else {
-		blk = live_insert(b1, b2, ptr);
+		blk = live_insert(&b1, &b2, ptr);
 	}
 	if (!blk) {
 		ADD(c->drop_live_full, 1);
@@ -781,17 +812,17 @@ static __always_inline void block_enter(struct pt_regs *ctx,
  * cache of freed pages), or on a live sample's page swapped out: such a
  * way is taken only when no way is known freed.
  */
-static __always_inline struct zt_block *sample_evict(struct zt_live_bucket *b,
+static __always_inline struct zt_block *sample_evict(const struct zt_bucket *b,
 						     __u64 ptr)
 {
 	__u64 old, live, gone = 0;
 	int w, gone_way = 0;
 
-	if (!b)
+	if (!b->ways)
 		return NULL;
 #pragma unroll
 	for (w = 0; w < ZT_LIVE_WAYS; w++) {
-		old = READ_ONCE(b->ptr[w]);
+		old = READ_ONCE(b->ways->ptr[w]);
 		if (!old)
 			continue;
 		if (bpf_probe_read_user(&live, sizeof(live),
@@ -802,13 +833,14 @@ static __always_inline struct zt_block *sample_evict(struct zt_live_bucket *b,
 		}
 		if (live == (ZT_SAMPLE_LIVE ^ old))
 			continue;
-		if (__sync_val_compare_and_swap(&b->ptr[w], old, ptr) == old)
-			return &b->blk[w];
+		if (__sync_val_compare_and_swap(&b->ways->ptr[w], old, ptr) ==
+		    old)
+			return block_of(b, w);
 	}
 	gone_way &= ZT_LIVE_WAYS - 1;
-	if (gone &&
-	    __sync_val_compare_and_swap(&b->ptr[gone_way], gone, ptr) == gone)
-		return &b->blk[gone_way];
+	if (gone && __sync_val_compare_and_swap(&b->ways->ptr[gone_way], gone,
+						ptr) == gone)
+		return block_of(b, gone_way);
 	return NULL;
 }
 
@@ -823,7 +855,8 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 					 __u64 requested, __u64 weight,
 					 __u64 stack_hash)
 {
-	struct zt_live_bucket *b1, *b2, *bk;
+	const struct zt_bucket *bk;
+	struct zt_bucket b1, b2;
 	struct zt_sample_totals *st;
 	struct zt_block *blk;
 	__u32 stack_id = ZT_STACK_NONE;
@@ -842,14 +875,14 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 		}
 	}
 	live_buckets(ptr, &b1, &b2);
-	blk = live_find(ptr, b1, b2, &bk, &w);
+	blk = live_find(ptr, &b1, &b2, &bk, &w);
 	if (!blk)
-		blk = live_insert(b1, b2, ptr);
+		blk = live_insert(&b1, &b2, ptr);
 	if (!blk) {
 		/* Both full: b1 is marked spilled, b2 holds ways too. */
-		blk = sample_evict(b1, ptr);
+		blk = sample_evict(&b1, ptr);
 		if (!blk)
-			blk = sample_evict(b2, ptr);
+			blk = sample_evict(&b2, ptr);
 		if (blk)
 			ADD(c->sample_ways_reused, 1);
 	}
@@ -872,12 +905,13 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 					__u64 usable, __u32 realloc_tid)
 {
-	struct zt_live_bucket *b1, *b2, *bk;
+	const struct zt_bucket *bk;
+	struct zt_bucket b1, b2;
 	struct zt_block *b;
 	int w;
 
 	live_buckets(ptr, &b1, &b2);
-	b = live_find(ptr, b1, b2, &bk, &w);
+	b = live_find(ptr, &b1, &b2, &bk, &w);
 	if (!b) {
 		ADD(c->untracked_frees, 1);
 		ADD(c->untracked_free_bytes, usable);
@@ -891,7 +925,8 @@ static __always_inline void block_leave(struct zt_counters *c, __u64 ptr,
 		return;
 	}
 	account_leave(c, b);
-	WRITE_ONCE(bk->ptr[w & (ZT_LIVE_WAYS - 1)], 0);
+	if (bk->ways)
+		WRITE_ONCE(bk->ways->ptr[w & (ZT_LIVE_WAYS - 1)], 0);
 }
 
 static __always_inline int on_alloc(struct pt_regs *ctx, __u64 ptr,

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* collect.c - BPF map readers (see collect.h). */
 #include <errno.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,23 +261,16 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 	return 0;
 }
 
-/* The live table is mmapable: read its ways in place, no syscalls. */
+/* The live table, read in place (mapped by probes.c): no syscalls. */
 static int each_way(const struct zt_probes *p,
 		    int (*fn)(void *arg, __u64 ptr, const struct zt_block *b),
 		    void *arg)
 {
-	const struct bpf_map *map = p->skel->maps.live;
-	size_t n = bpf_map__max_entries(map), len, i;
-	const struct zt_live_bucket *v;
-	long page = sysconf(_SC_PAGESIZE);
+	size_t n = bpf_map__max_entries(p->skel->maps.live), i;
+	const struct zt_live_bucket *v = p->live;
 	int w, err = 0;
-	void *mem;
 
-	len = (n * sizeof(*v) + page - 1) / page * page;
-	mem = mmap(NULL, len, PROT_READ, MAP_SHARED, bpf_map__fd(map), 0);
-	if (mem == MAP_FAILED)
-		return -errno;
-	v = mem;
+	/* The ways first: 40 bytes a bucket, their blocks only when taken. */
 	for (i = 0; !err && i < n; i++) {
 		for (w = 0; !err && w < ZT_LIVE_WAYS; w++) {
 			__u64 ptr =
@@ -287,11 +279,10 @@ static int each_way(const struct zt_probes *p,
 
 			if (!ptr)
 				continue;
-			b = v[i].blk[w];
+			b = p->live_blocks[i].blk[w];
 			err = fn(arg, ptr, &b);
 		}
 	}
-	munmap(mem, len);
 	return err;
 }
 

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -122,6 +123,8 @@ static int size_maps(struct zt_probes *p)
 	s->rodata->live_mask = nbuckets - 1;
 	p->live_capacity = (__u64)nbuckets * ZT_LIVE_WAYS;
 	err = bpf_map__set_max_entries(s->maps.live, nbuckets);
+	if (!err)
+		err = bpf_map__set_max_entries(s->maps.live_blocks, nbuckets);
 	s->rodata->stack_depth = depth;
 	s->rodata->stack_mask = pow2_at_least(nstacks) - 1;
 	if (!err)
@@ -167,6 +170,54 @@ void probes_init(struct zt_probes *p)
 		p->multi_fds[i] = -1;
 }
 
+/* Maps MAP, of VALUE-byte values, read-only; its length in *len. */
+static const void *map_array(const struct bpf_map *map, size_t value,
+			     size_t *len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *mem;
+
+	*len = (bpf_map__max_entries(map) * value + page - 1) / page * page;
+	mem = mmap(NULL, *len, PROT_READ, MAP_SHARED, bpf_map__fd(map), 0);
+	if (mem == MAP_FAILED) {
+		*len = 0;
+		return NULL;
+	}
+	return mem;
+}
+
+static void unmap_live_table(struct zt_probes *p)
+{
+	if (p->live)
+		munmap((void *)p->live, p->live_len);
+	if (p->live_blocks)
+		munmap((void *)p->live_blocks, p->live_blocks_len);
+	p->live = NULL;
+	p->live_blocks = NULL;
+}
+
+/*
+ * The live table is mmapable: mapped once, for the session, it is read in
+ * place at every refresh (collect.c). Mapping it at each refresh cost more
+ * than reading it: the kernel inserts every page of the mapping.
+ */
+static int map_live_table(struct zt_probes *p)
+{
+	int err;
+
+	p->live = map_array(p->skel->maps.live, sizeof(*p->live), &p->live_len);
+	if (p->live)
+		p->live_blocks = map_array(p->skel->maps.live_blocks,
+					   sizeof(*p->live_blocks),
+					   &p->live_blocks_len);
+	if (p->live && p->live_blocks)
+		return 0;
+	err = -errno;
+	p_err("cannot map the live table: %s", strerror(-err));
+	unmap_live_table(p);
+	return err;
+}
+
 /* With p->multi, a failure is quiet: the caller falls back. */
 static int probes_load(struct zt_probes *p, pid_t tgid)
 {
@@ -206,8 +257,12 @@ static int probes_load(struct zt_probes *p, pid_t tgid)
 			      strerror(-err));
 		goto out_destroy;
 	}
+	err = map_live_table(p);
+	if (err)
+		goto out_destroy;
 	return 0;
 out_destroy:
+	unmap_live_table(p);
 	ztrace_bpf__destroy(p->skel);
 	p->skel = NULL;
 	return err;
@@ -396,6 +451,7 @@ void probes_detach(struct zt_probes *p)
 void probes_destroy(struct zt_probes *p)
 {
 	probes_detach(p);
+	unmap_live_table(p);
 	ztrace_bpf__destroy(p->skel);
 	p->skel = NULL;
 	if (p->live_check) {

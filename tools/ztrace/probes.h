@@ -13,6 +13,8 @@
 
 #define ZT_NPROBES 4
 
+struct zt_live_blocks;
+struct zt_live_bucket;
 struct zt_sample_live;
 
 struct zt_probes {
@@ -26,6 +28,10 @@ struct zt_probes {
 	bool sampled; /* on sample_alloc (--sample) */
 	bool multi; /* attached through uprobe_multi (usdt_multi.c) */
 	pid_t pid; /* the target */
+	/* The live table (ztrace.h), mapped at load: ways, their blocks. */
+	const struct zt_live_bucket *live;
+	const struct zt_live_blocks *live_blocks;
+	size_t live_len, live_blocks_len; /* bytes mapped */
 	struct zt_sample_live *live_check; /* sampled mode: sample_live.h */
 };
 
