@@ -82,7 +82,7 @@ static inline __attribute__((always_inline)) bool zm_sampling(size_t size,
 }
 
 static inline __attribute__((always_inline)) void *
-zm_alloc(size_t size, bool zero, size_t *usable)
+zm_alloc_path(size_t size, bool zero, size_t *usable, bool sampling)
 {
 	uint64_t weight;
 	size_t got;
@@ -90,7 +90,7 @@ zm_alloc(size_t size, bool zero, size_t *usable)
 
 	if (__builtin_expect(size >= ZM_MAX_REQUEST, 0))
 		goto fail;
-	if (zm_sampling(size, &weight)) {
+	if (sampling && zm_sample_tick(size, &weight)) {
 		ptr = zm_sampled_alloc(size, zero, weight, &got);
 	} else {
 		ptr = zero ? zm_be_calloc(ZM_MIN_SIZE(size)) :
@@ -109,6 +109,19 @@ fail:
 	if (usable)
 		*usable = 0;
 	return NULL;
+}
+
+/*
+ * Two copies of the path: while a sampling tracer is attached, a call
+ * branches once into the copy that counts down to its next sample, and
+ * runs straight through it.
+ */
+static inline __attribute__((always_inline)) void *
+zm_alloc(size_t size, bool zero, size_t *usable)
+{
+	if (__builtin_expect(ZM_PROBE_ENABLED(sample_alloc), 0))
+		return zm_alloc_path(size, zero, usable, true);
+	return zm_alloc_path(size, zero, usable, false);
 }
 
 /* usable is the block's usable size, known by the caller or looked up. */
