@@ -5,46 +5,46 @@
 # work (bench_sample_work: zmalloc/zfree of a mixed size, 1 and 2 threads)
 # untraced, under exact "ztrace leaks", and under "ztrace leaks --sample" at
 # the target's default rate (one sample per 512 KiB), side by side in one
-# run.
+# run; and "ztrace noop --sample", programs that do nothing on the same
+# probe: the kernel entry alone, the floor of any uprobe-based tracer.
 #
-# Pairing: in each of REPS rounds, one work process runs the phases
-# untraced, sampled, untraced, sampled, untraced, another untraced,
-# floor, untraced, and a third untraced, exact, untraced (palindromes, so that a drift of the machine cancels
-# out); ztrace attaches with -p before a traced phase and detaches after
-# it. A ratio is computed within one process, against the same heap layout
-# and the same physical pages, and the medians of the REPS ratios are
-# printed with their range. (Separate processes differ by a few per cent
-# among themselves, untraced, which is more than the effect measured; and
-# a phase that follows exact tracing in the same process runs a few per
-# cent slower, untraced or sampled, hence the exact phases' own process.)
+# Method. The effect measured, one or two per cent, is less than what the
+# speed of this shared machine varies by from one second to the next, or
+# between processes. So a sampled (or floor) ratio compares short phases
+# of one process, interleaved, with ztrace attached throughout:
+#  - ztrace attaches with -p; a warm-up shows it the stacks, its next
+#    refresh (once a second) symbolizes them, and the timed phases follow:
+#    the steady state. Its start-up is printed apart.
+#  - PAIRS pairs of phases of PHASE_OPS operations (about 0.1 s): in one,
+#    sample_alloc's semaphore is as the kernel set it on attach; in the
+#    other the benchmark holds it at 0 (written into the target through
+#    /proc/PID/mem), so that the library neither counts down to a sample
+#    nor fires the probe: the untraced path, instruction for instruction.
+#    The order alternates, on-off then off-on.
+#  - A pair's ratio is its CPU time per operation (getrusage inside the
+#    target: the library's sampling, the uprobe and the BPF program are all
+#    charged to it), on over off. The median of every pair of every
+#    process is printed, with the quartiles.
+# Exact tracing (about 40x) needs no such care: its own process runs
+# untraced, exact, untraced, attaching and detaching ztrace (a phase that
+# follows exact tracing in a process runs a few per cent slower, hence a
+# process of its own).
 #
-# A traced phase is the steady state: ztrace attaches, a warm-up of a
-# tenth of the phase shows it the stacks, its next refresh (once a second)
-# symbolizes them, and only then is the phase timed. That start-up is a
-# cost paid once per attach (a few hundred ms of ztrace's CPU, reading the
-# target's debug information), printed apart: timed, it fell on the first
-# second of every phase, and with 2 threads on this 2-CPU machine it took
-# the CPU, and the caches, of the work being timed.
+# CPU share at 100 MiB/s of allocation: the target's part is per sample,
+# so per allocated byte: its extra CPU per byte, from the pairs, scaled to
+# 100 MiB/s. ztrace's own process is not: its refresh once a second costs
+# about the same at any rate, so it is measured with the work held to
+# 100 MiB/s ("go OPS 100"), over RATE_SECONDS.
 #
-# floor is "ztrace noop --sample": programs that do nothing on the same
-# probe, the cost of the kernel entry alone, which no uprobe-based tracer
-# can go under.
-#
-# Measured: each phase's wall time and CPU time (getrusage inside the
-# target: the library's sampling, the uprobes and the BPF programs are all
-# charged to it), ztrace's own CPU time over the phase (/proc/PID/schedstat),
-# and the BPF programs' run time (bpf_prog_info run_time_ns). That needs
-# kernel.bpf_stats_enabled=1, which itself costs about 100 ns a program run
-# here (two clock reads), as much as a seventh of a sample: so every timed
-# phase runs with it off, as in production, and the run time comes from an
-# extra sampled phase at the end of the sampled process, with it on, which
-# no ratio uses. The CPU cost of sampled tracing
-# per allocated byte is then scaled to 100 MiB/s of allocation.
+# The BPF program's own run time needs kernel.bpf_stats_enabled=1, which
+# itself costs about 100 ns a run here: the timed phases run with it off,
+# and the run time comes from extra on-phases with it on, which no ratio
+# uses.
 #
 # Goals (issue 4): sampled slowdown under 1.02x; at 100 MiB/s of
 # allocation, under 0.1% of one CPU.
 #
-# Usage: bench_sample.py ZTRACE WORK [OPS [REPS]]
+# Usage: bench_sample.py ZTRACE WORK [PAIRS [REPS]]
 
 import json
 import os
@@ -52,26 +52,24 @@ import re
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 ZTRACE, WORK = (os.path.abspath(a) for a in sys.argv[1:3])
-OPS = int(sys.argv[3]) if len(sys.argv) > 3 else 20000000
+PAIRS = int(sys.argv[3]) if len(sys.argv) > 3 else 16
 REPS = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-EXACT_OPS = OPS // 20  # exact tracing is ~40x slower per event
-RATE = 100 << 20  # the allocation rate the CPU share is stated at
+PHASE_OPS = 2000000
+EXACT_OPS = 1000000  # exact tracing is ~40x slower per event
+RATE_MIB = 100  # the allocation rate the CPU share is stated at
+RATE_SECONDS = 10
 STATS = "/proc/sys/kernel/bpf_stats_enabled"
 TMP = tempfile.mkdtemp(prefix="zt-bench-sample-")
-CONFIGS = [("untraced", None), ("exact", ["leaks"]),
-           ("sampled", ["leaks", "--sample"]),
-           ("floor", ["noop", "--sample"])]
-UNTRACED, EXACT, SAMPLED, FLOOR = CONFIGS
-BPF_STATS = ("bpf-stats", ["leaks", "--sample"])  # for the BPF run time only
-PROCESSES = [[UNTRACED, SAMPLED, UNTRACED, SAMPLED, UNTRACED, BPF_STATS],
-             [UNTRACED, FLOOR, UNTRACED],
-             [UNTRACED, EXACT, UNTRACED]]
+SAMPLED = ["leaks", "--sample"]
+FLOOR = ["noop", "--sample"]
+EXACT = ["leaks"]
 
 
 def read_line(f, pattern, what):
@@ -91,8 +89,7 @@ def sched_ns(pid):
 
 
 def settle(pid):
-    """Waits for ztrace's start-up (symbolizing) to end: the phase times
-    the steady state, and ztrace's own CPU over it is counted apart."""
+    """Waits for ztrace's start-up (symbolizing) to end."""
     last = sched_ns(pid)
     for _ in range(60):
         time.sleep(0.05)
@@ -100,6 +97,11 @@ def settle(pid):
         if now - last < 1000000:
             return
         last = now
+
+
+def set_stats(on):
+    with open(STATS, "w") as f:
+        f.write("1" if on else "0")
 
 
 class Work:
@@ -111,14 +113,42 @@ class Work:
                                   stdout=subprocess.PIPE)
         self.pid = int(read_line(self.p.stdout, r"ready pid=(\d+)",
                                  "the work").group(1))
+        self.semaphore = None
 
-    def go(self, ops):
-        self.p.stdin.write("go %d\n" % ops)
+    def go(self, ops, mibps=0):
+        self.p.stdin.write("go %d %d\n" % (ops, mibps))
         self.p.stdin.flush()
         m = read_line(self.p.stdout, r"ops=(\d+) bytes=(\d+) wall_ns=(\d+) "
                       r"cpu_ns=(\d+)", "the work")
         return dict(zip(("ops", "bytes", "wall_ns", "cpu_ns"),
                         (int(g) for g in m.groups())))
+
+    def find_semaphore(self):
+        """sample_alloc's semaphore in the target: the library's note
+        gives its address from the library's load address."""
+        with open("/proc/%d/maps" % self.pid) as f:
+            for line in f:
+                fields = line.split()
+                if (len(fields) >= 6 and "libzmalloc.so" in fields[5] and
+                        int(fields[2], 16) == 0):
+                    base, lib = int(fields[0].split("-")[0], 16), fields[5]
+                    break
+            else:
+                sys.exit("bench_sample: the work has no libzmalloc mapped")
+        notes = subprocess.run(["readelf", "-n", lib], capture_output=True,
+                               text=True, check=True).stdout
+        m = re.search(r"Name: sample_alloc\n.*Semaphore: (0x[0-9a-f]+)",
+                      notes)
+        if not m:
+            sys.exit("bench_sample: no sample_alloc semaphore in %s" % lib)
+        self.semaphore = base + int(m.group(1), 16)
+
+    def hold_probe(self, on):
+        """Leaves sample_alloc's semaphore at the kernel's 1, or holds it
+        at 0: the library then takes the untraced path."""
+        with open("/proc/%d/mem" % self.pid, "r+b", buffering=0) as mem:
+            mem.seek(self.semaphore)
+            mem.write(struct.pack("<H", 1 if on else 0))
 
     def close(self):
         self.p.stdin.write("quit\n")
@@ -127,151 +157,185 @@ class Work:
             sys.exit("bench_sample: the work failed")
 
 
-def phase(work, config, args):
-    """One phase of WORK, under ztrace ARGS (attached for it) or untraced."""
-    ops = EXACT_OPS if config == "exact" else OPS
-    z = None
-    set_stats(config == "bpf-stats")
-    out = os.path.join(TMP, "%s-%d.json" % (config, time.monotonic_ns()))
-    if args:
-        z = subprocess.Popen([ZTRACE] + args + ["--json", "-o", out, "-p",
-                                                str(work.pid)],
-                             text=True, stderr=subprocess.PIPE)
-        read_line(z.stderr, r"tracing PID", "ztrace")
-        # The steady state: a warm-up shows ztrace the stacks, and its
-        # next refresh (once a second) symbolizes them, once.
-        z_attach = sched_ns(z.pid)
-        settle(z.pid)
-        work.go(ops // 10)
-        time.sleep(1.2)
-        settle(z.pid)
-        z0 = sched_ns(z.pid)
-    r = work.go(ops)
-    r["ztrace_ns"] = r["bpf_ns"] = r["bpf_cnt"] = r["samples"] = 0
-    r["startup_ns"] = 0
-    if z:
-        r["ztrace_ns"] = sched_ns(z.pid) - z0
-        r["startup_ns"] = z0 - z_attach
-        z.send_signal(signal.SIGINT)
-        z.communicate(timeout=120)
-        if z.returncode:
-            sys.exit("bench_sample: ztrace %s failed" % " ".join(args))
-        docs = []
-        if os.path.exists(out):
-            with open(out) as f:
-                docs = [json.loads(line) for line in f if line.strip()]
-        if not docs:
-            return r  # noop reports nothing
-        doc = docs[-1]
-        r["bpf_ns"] = doc["bpf"]["run_time_ns"]
-        r["bpf_cnt"] = doc["bpf"]["run_cnt"]
-        if doc.get("sampled"):
-            r["samples"] = doc["events"]["samples"]
-    return r
+def attach(work, args, name, warm_ops=PHASE_OPS * 5):
+    """ztrace ARGS on WORK, past its start-up: (process, JSON path, the
+    start-up's CPU)."""
+    out = os.path.join(TMP, "%s-%d.json" % (name, time.monotonic_ns()))
+    z = subprocess.Popen([ZTRACE] + args + ["--json", "-o", out, "-p",
+                                            str(work.pid)],
+                         text=True, stderr=subprocess.PIPE)
+    read_line(z.stderr, r"tracing PID", "ztrace")
+    start = sched_ns(z.pid)
+    settle(z.pid)
+    work.go(warm_ops)  # shows ztrace the stacks...
+    time.sleep(1.2)  # ...which its next refresh symbolizes
+    settle(z.pid)
+    return z, out, sched_ns(z.pid) - start
 
 
-def set_stats(on):
-    with open(STATS, "w") as f:
-        f.write("1" if on else "0")
+def detach(z, out):
+    """Stops ztrace; its last JSON document, or None (noop prints none)."""
+    z.send_signal(signal.SIGINT)
+    z.communicate(timeout=120)
+    if z.returncode:
+        sys.exit("bench_sample: ztrace failed (%d)" % z.returncode)
+    if not os.path.exists(out):
+        return None
+    with open(out) as f:
+        docs = [json.loads(line) for line in f if line.strip()]
+    return docs[-1] if docs else None
 
 
-def per_op(rs, key):
-    """Per operation, over the phases of one process."""
-    return sum(r[key] for r in rs) / sum(r["ops"] for r in rs)
+def per_op(r):
+    return r["cpu_ns"] / r["ops"]
 
 
-def per_byte(rs, key):
-    return sum(r[key] for r in rs) / sum(r["bytes"] for r in rs)
+def toggled(work, args, name):
+    """A session of ZTRACE ARGS on WORK: the pairs (on, off) of phases."""
+    work.find_semaphore()
+    z, out, startup = attach(work, args, name)
+    pairs = []
+    z0 = sched_ns(z.pid)
+    for k in range(PAIRS):
+        got = {}
+        for on in ((True, False) if k % 2 == 0 else (False, True)):
+            work.hold_probe(on)
+            got[on] = work.go(PHASE_OPS)
+        pairs.append((got[True], got[False]))
+    work.hold_probe(True)
+    session = {"pairs": pairs, "startup_ns": startup,
+               "ztrace_ns": sched_ns(z.pid) - z0}
+    if args == SAMPLED:
+        set_stats(True)
+        try:
+            for _ in range(2):
+                work.go(PHASE_OPS)
+        finally:
+            set_stats(False)
+    doc = detach(z, out)
+    if doc:
+        session["bpf_ns"] = doc["bpf"]["run_time_ns"]
+        session["bpf_cnt"] = doc["bpf"]["run_cnt"]
+        session["samples"] = doc["events"]["alloc_samples"]
+        # Sampled: the warm-up, the on-phases and the stats phases.
+        session["ops"] = PHASE_OPS * (5 + PAIRS + 2)
+    return session
 
 
-def median(xs):
-    return statistics.median(xs)
+def exact(work):
+    """untraced, exact, untraced: the exact ratio of one process."""
+    base = [work.go(EXACT_OPS)]
+    z, out, _ = attach(work, EXACT, "exact", EXACT_OPS // 10)
+    traced = work.go(EXACT_OPS)
+    detach(z, out)
+    base.append(work.go(EXACT_OPS))
+    return per_op(traced) / (sum(per_op(r) for r in base) / 2)
 
 
-def spread(xs):
-    return "%.3f-%.3f" % (min(xs), max(xs))
+def quartiles(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 4], statistics.median(xs), xs[(3 * n) // 4]
 
 
-def report(threads, procs):
-    """procs: per work process, the phases of each config."""
-    print("\n%d thread%s: %d allocations and frees per phase (exact: %d), "
-          "%d processes" % (threads, "s" if threads > 1 else "", OPS,
-                            EXACT_OPS, len(procs)))
-    print("  %-9s %11s %11s %9s %9s %13s %10s %8s %10s" %
-          ("config", "wall ns/op", "cpu ns/op", "wall", "cpu", "cpu range",
-           "alloc MB/s", "samples", "bpf ns/run"))
-    ratio = {}
-    for config, _ in CONFIGS:
-        wall = [per_op(p[config], "wall_ns") for p in procs]
-        cpu = [per_op(p[config], "cpu_ns") for p in procs]
-        base = config + " base" if config != "untraced" else config
-        rw = [per_op(p[config], "wall_ns") / per_op(p[base], "wall_ns")
-              for p in procs]
-        rc = [per_op(p[config], "cpu_ns") / per_op(p[base], "cpu_ns")
-              for p in procs]
-        ratio[config] = (median(rw), median(rc), spread(rc))
-        mbs = median([1e3 / per_byte(p[config], "wall_ns") for p in procs])
-        stats = "bpf-stats" if config == "sampled" else config
-        runs = sum(r["bpf_cnt"] for p in procs for r in p[stats])
-        bpf = sum(r["bpf_ns"] for p in procs for r in p[stats])
-        samples = median([r["samples"] for p in procs for r in p[config]])
-        print("  %-9s %11.1f %11.1f %8.3fx %8.3fx %13s %10.0f %8d %10s" %
-              (config, median(wall), median(cpu), ratio[config][0],
-               ratio[config][1], ratio[config][2], mbs, samples,
-               "%.0f" % (bpf / runs) if runs else "-"))
-    print("  (timed phases ran with kernel.bpf_stats_enabled=0; the sampled "
-          "row's bpf ns/run is from its bpf-stats phase)")
-    target = median([per_byte(p["sampled"], "cpu_ns") -
-                     per_byte(p["sampled base"], "cpu_ns") for p in procs])
-    ztrace = median([per_byte(p["sampled"], "ztrace_ns") for p in procs])
-    bpf = median([per_byte(p["bpf-stats"], "bpf_ns") for p in procs])
-    share = lambda per_byte: 100.0 * per_byte * RATE / 1e9
-    print("  sampled tracing at 100 MiB/s of allocation (share of one CPU):")
-    print("    target, all of it (sampling, uprobes, BPF)  %7.4f%%" %
-          share(target))
-    print("      of which the BPF programs                 %7.4f%%" %
-          share(bpf))
-    print("    ztrace's own process                        %7.4f%%  "
-          "(its once-a-second refresh)" % share(ztrace))
-    print("    total                                       %7.4f%%  "
-          "(goal < 0.1%%)" % share(target + ztrace))
+def ratios(sessions):
+    return [per_op(on) / per_op(off) for s in sessions
+            for on, off in s["pairs"]]
+
+
+def extra_ns_per_byte(sessions):
+    """The target's CPU per allocated byte, on minus off, pair by pair."""
+    return statistics.median(
+        (per_op(on) - per_op(off)) * on["ops"] / on["bytes"]
+        for s in sessions for on, off in s["pairs"])
+
+
+def ztrace_at_rate(threads):
+    """ztrace's own CPU, as a share of one CPU, over RATE_SECONDS of the
+    work held to RATE_MIB MiB/s, sampled at the default rate."""
+    work = Work(threads)
+    z, out, _ = attach(work, SAMPLED, "rate")
+    ops = int(RATE_SECONDS * RATE_MIB * 1048576 / 264)  # ~264 B an op
+    z0, t0 = sched_ns(z.pid), time.monotonic_ns()
+    r = work.go(ops, RATE_MIB)
+    share = (sched_ns(z.pid) - z0) / (time.monotonic_ns() - t0)
+    detach(z, out)
+    work.close()
+    return 100.0 * share, r["bytes"] / (r["wall_ns"] / 1e9) / 1048576
+
+
+def report(threads, sampled, floor, exacts):
+    print("\n%d thread%s: %d pairs of %d-operation phases per session, "
+          "%d processes; exact: %d operations" %
+          (threads, "s" if threads > 1 else "", PAIRS, PHASE_OPS, REPS,
+           EXACT_OPS))
+    off = [per_op(off) for s in sampled for _, off in s["pairs"]]
+    mbs = statistics.median(off_r["bytes"] / off_r["cpu_ns"] * 1e3
+                            for s in sampled for _, off_r in s["pairs"])
+    print("  untraced: %.1f ns of CPU an operation, %.0f MB/s of "
+          "allocation per CPU" % (statistics.median(off), mbs))
+    rs = ratios(sampled)
+    fs = ratios(floor)
+    print("  %-9s %8s %17s" % ("config", "cpu", "quartiles"))
+    for name, xs in (("sampled", rs), ("floor", fs)):
+        q1, med, q3 = quartiles(xs)
+        print("  %-9s %7.3fx %8.3f-%.3f" % (name, med, q1, q3))
+    print("  %-9s %7.2fx   (range %.2f-%.2f)" %
+          ("exact", statistics.median(exacts), min(exacts), max(exacts)))
+    cnt = sum(s.get("bpf_cnt", 0) for s in sampled)
+    bpf = sum(s.get("bpf_ns", 0) for s in sampled)
+    samples = sum(s.get("samples", 0) for s in sampled)
+    ops = sum(s.get("ops", 0) for s in sampled)
+    print("  samples: one per %.0f operations; BPF program %.0f ns a run "
+          "(kernel.bpf_stats_enabled=1, extra phases)" %
+          (ops / samples if samples else 0, bpf / cnt if cnt else 0))
+    per_byte = extra_ns_per_byte(sampled)
     print("  ztrace's start-up, once (attach, symbolizing the first "
           "stacks): %.0f ms of CPU" %
-          (median([r["startup_ns"] for p in procs for r in p["sampled"]]) /
-           1e6))
-    print("  sampled slowdown: %.3fx wall, %.3fx CPU (range %s)  "
-          "(goal < 1.02x); the uprobe floor: %.3fx CPU; exact: %.2fx wall" %
-          (ratio["sampled"][0], ratio["sampled"][1], ratio["sampled"][2],
-           ratio["floor"][1], ratio["exact"][0]))
-    return share(target + ztrace)
+          (statistics.median(s["startup_ns"] for s in sampled) / 1e6))
+    return statistics.median(rs), per_byte
 
 
 def main():
     old = open(STATS).read().strip()
+    set_stats(False)
     try:
-        print("bench_sample: zmalloc + zfree of a mixed size (16 B - 4 KiB), "
-              "-p attach; %d rounds of a process running %s; ratios "
-              "within a process, medians of them" %
-              (REPS, " and one running ".join(
-                  ", ".join(c for c, _ in p) for p in PROCESSES)))
+        print("bench_sample: zmalloc + zfree of a mixed size (16 B - 4 KiB);"
+              " sampled and floor: in one process, ztrace attached, "
+              "phases with sample_alloc's semaphore as set and held at 0, "
+              "alternated; ratios of CPU per operation, medians over the "
+              "pairs of %d processes" % REPS)
+        shares = {}
         for threads in (1, 2):
-            procs = []
-            for _ in range(REPS):
-                res = {}
-                for phases in PROCESSES:
-                    work = Work(threads)
-                    got = {c: [] for c, _ in phases}
-                    for config, args in phases:
-                        got[config].append(phase(work, config, args))
-                    work.close()
-                    # Each traced config with its own process's baseline.
-                    for c, rs in got.items():
-                        if c != "untraced":
-                            res[c] = rs
-                            res[c + " base"] = got["untraced"]
-                    res.setdefault("untraced", got["untraced"])
-                procs.append(res)
-            report(threads, procs)
+            sampled, floor, exacts = [], [], []
+            for rep in range(REPS):
+                work = Work(threads)
+                work.go(PHASE_OPS)
+                order = ((SAMPLED, FLOOR) if rep % 2 == 0 else
+                         (FLOOR, SAMPLED))
+                for args in order:
+                    s = toggled(work, args, args[0])
+                    (sampled if args == SAMPLED else floor).append(s)
+                work.close()
+                work = Work(threads)
+                exacts.append(exact(work))
+                work.close()
+            ratio, per_byte = report(threads, sampled, floor, exacts)
+            shares[threads] = (ratio, per_byte)
+        print("\nsampled tracing at %d MiB/s of allocation (share of one "
+              "CPU):" % RATE_MIB)
+        zshare, rate = ztrace_at_rate(1)
+        for threads, (ratio, per_byte) in shares.items():
+            target = 100.0 * per_byte * RATE_MIB * 1048576 / 1e9
+            print("  %d thread%s: the target %.4f%% (its extra CPU per byte "
+                  "at %d MiB/s) + ztrace's process %.4f%% (measured at "
+                  "%.0f MiB/s) = %.4f%%  (goal < 0.1%%)" %
+                  (threads, "s" if threads > 1 else " ", target, RATE_MIB,
+                   zshare, rate, target + zshare))
+        for threads, (ratio, _) in shares.items():
+            print("  sampled slowdown, %d thread%s: %.3fx CPU  "
+                  "(goal < 1.02x)" %
+                  (threads, "s" if threads > 1 else "", ratio))
     finally:
         with open(STATS, "w") as f:
             f.write(old)

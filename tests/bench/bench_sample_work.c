@@ -15,7 +15,9 @@
  *
  * bytes: requested bytes allocated; cpu_ns: user + system time of every
  * thread over the phase (getrusage), the BPF programs' run time included.
- * It exits at end of input or on a line "quit".
+ * "go OPS MIBPS" holds each thread to its share of MIBPS MiB a second of
+ * allocation, sleeping between batches (a service's pace, not a
+ * benchmark's). It exits at end of input or on a line "quit".
  *
  * Usage: bench_sample_work THREADS
   */
@@ -33,6 +35,7 @@
 struct worker {
 	pthread_t th;
 	long ops;
+	double ns_per_byte; /* the pace; 0: as fast as it goes */
 	unsigned int seed;
 	unsigned long long bytes;
 };
@@ -62,9 +65,22 @@ static size_t next_size(unsigned int *seed)
 	return 16 + (*seed >> 8) % 241;
 }
 
+/* Sleeps until the thread's bytes so far are due at its pace. */
+static void keep_pace(const struct worker *w, unsigned long long t0)
+{
+	unsigned long long due =
+		t0 + (unsigned long long)(w->bytes * w->ns_per_byte);
+	struct timespec ts = { .tv_sec = due / 1000000000ULL,
+			       .tv_nsec = due % 1000000000ULL };
+
+	if (due > now_ns())
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
 static void *work(void *arg)
 {
 	struct worker *w = arg;
+	unsigned long long t0 = now_ns();
 	void *v[BATCH];
 	long done;
 	int i;
@@ -78,12 +94,14 @@ static void *work(void *arg)
 		}
 		for (i = 0; i < BATCH; i++)
 			zfree(v[i]);
+		if (w->ns_per_byte)
+			keep_pace(w, t0);
 	}
 	return NULL;
 }
 
 /* One phase: the threads' work, timed; 0, or 1 if a thread failed. */
-static int phase(struct worker *w, int nthreads, long ops)
+static int phase(struct worker *w, int nthreads, long ops, double mibps)
 {
 	unsigned long long t0, c0, wall, cpu, bytes = 0;
 	int i;
@@ -92,6 +110,8 @@ static int phase(struct worker *w, int nthreads, long ops)
 	c0 = cpu_ns();
 	for (i = 0; i < nthreads; i++) {
 		w[i].ops = ops / nthreads;
+		w[i].ns_per_byte =
+			mibps > 0 ? 1e9 * nthreads / (mibps * 1048576) : 0;
 		w[i].bytes = 0;
 		if (pthread_create(&w[i].th, NULL, work, &w[i]))
 			return 1;
@@ -112,6 +132,7 @@ int main(int argc, char **argv)
 {
 	int nthreads = argc > 1 ? atoi(argv[1]) : 1, i, err = 0;
 	struct worker *w;
+	double mibps;
 	char line[64];
 	long ops;
 
@@ -126,13 +147,14 @@ int main(int argc, char **argv)
 	printf("ZT_BENCH ready pid=%d\n", (int)getpid());
 	fflush(stdout);
 	while (!err && fgets(line, sizeof(line), stdin)) {
-		if (sscanf(line, "go %ld", &ops) != 1)
+		mibps = 0;
+		if (sscanf(line, "go %ld %lf", &ops, &mibps) < 1)
 			break;
 		if (ops < BATCH * nthreads) {
 			err = 2;
 			break;
 		}
-		err = phase(w, nthreads, ops);
+		err = phase(w, nthreads, ops, mibps);
 	}
 	free(w);
 	return err;
