@@ -581,7 +581,7 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 				       __u64 hash)
 {
 	bool by_hash = hash && stack_depth == ZT_SAMPLE_FRAMES + 1;
-	__u64 *buf, key = 0;
+	__u64 *buf, key = 0, frames_key;
 	__u32 zero = 0, id;
 
 	if (by_hash) {
@@ -604,11 +604,10 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 		walk_stack(ctx, buf + 1);
 	}
 	/* Stored by the frames' own key: they are the truth. */
-	if (by_hash && stack_key(buf + 1) != key) {
+	frames_key = stack_key(buf + 1);
+	if (by_hash && frames_key != key)
 		ADD(c->sample_hash_mismatches, 1);
-		key = 0;
-	}
-	id = store_stack(c, buf + 1, key ? key : stack_key(buf + 1));
+	id = store_stack(c, buf + 1, frames_key);
 	WRITE_ONCE(buf[0], 0);
 	return id;
 }
