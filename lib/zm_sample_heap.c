@@ -30,6 +30,8 @@
 #define ZM_DIRTY_MAX 2048 /* 8 MiB of freed pages kept */
 #define ZM_STASH_PAGES 8
 
+_Static_assert(ZM_MAX_PAGES <= UINT32_MAX, "a page index fits a stash slot");
+
 /* The only writer is heap_reserve(); base is published before len. */
 struct zm_sample_region zm_sample_region;
 
@@ -45,7 +47,7 @@ static bool heap_ok;
 
 /* A thread's single free pages, by page index; see above. */
 struct zm_page_stash {
-	uint64_t page[ZM_STASH_PAGES];
+	uint32_t page[ZM_STASH_PAGES];
 	uint32_t n;
 	bool registered; /* stash_key holds it: returned at thread exit */
 	bool closed; /* returned: the thread is exiting */
