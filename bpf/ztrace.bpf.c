@@ -24,7 +24,6 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Configuration, set by ztrace between open and load. */
-const volatile __u32 targ_tgid = 0; /* 0: every process */
 const volatile bool capture_stacks = false;
 const volatile __u32 totals_none_slot = ZT_DEFAULT_MAX_STACKS;
 const volatile __u32 stack_depth = ZT_DEFAULT_STACK_DEPTH; /* frames kept */
@@ -176,12 +175,6 @@ static __always_inline __u64 birth_ns(void)
 	/* Atomic: a preempted program on this CPU may be between the two. */
 	seq = __sync_fetch_and_add(&ck->seq, 1);
 	return ck->ns + (seq << 8) + (bpf_get_smp_processor_id() & 0xff);
-}
-
-static __always_inline bool is_target(void)
-{
-	return targ_tgid == 0 ||
-	       (bpf_get_current_pid_tgid() >> 32) == targ_tgid;
 }
 
 /*
@@ -583,6 +576,7 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 	bool by_hash = hash && stack_depth == ZT_SAMPLE_FRAMES + 1;
 	__u64 *buf, key = 0, frames_key;
 	__u32 zero = 0, id;
+	bool read = false;
 
 	if (by_hash) {
 		key = stack_key_of(hash, PT_REGS_IP(ctx));
@@ -596,16 +590,21 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 		return ZT_STACK_NONE;
 	}
 	WRITE_ONCE(buf[0], 1);
-	if (sample)
+	if (sample) {
 		ADD(c->sample_stacks_read, 1);
-	if (!sample || !read_sample_stack(ctx, buf + 1, sample)) {
+		read = read_sample_stack(ctx, buf + 1, sample);
+	}
+	if (!read) {
 		if (sample)
 			ADD(c->sample_stacks_walked, 1);
 		walk_stack(ctx, buf + 1);
 	}
-	/* Stored by the frames' own key: they are the truth. */
+	/*
+	 * Stored by the frames' own key: they are the truth. The library's
+	 * hash is checked against the frames it wrote, not against a walk.
+	 */
 	frames_key = stack_key(buf + 1);
-	if (by_hash && frames_key != key)
+	if (by_hash && read && frames_key != key)
 		ADD(c->sample_hash_mismatches, 1);
 	id = store_stack(c, buf + 1, frames_key);
 	WRITE_ONCE(buf[0], 0);
@@ -736,14 +735,16 @@ live_insert(const struct zt_bucket *b1, const struct zt_bucket *b2, __u64 ptr)
 	return blk;
 }
 
+/* TID: the allocating thread's, or 0 (a sample: nothing asks). */
 static __always_inline void block_fill(struct zt_block *blk, __u64 requested,
-				       __u64 usable, __u64 ts, __u32 stack_id,
-				       __u32 flags, __u32 prev_tid)
+				       __u64 usable, __u64 ts, __u32 tid,
+				       __u32 stack_id, __u32 flags,
+				       __u32 prev_tid)
 {
 	blk->requested = requested;
 	blk->usable = usable;
 	blk->ts_ns = ts;
-	blk->tid = (__u32)bpf_get_current_pid_tgid();
+	blk->tid = tid;
 	blk->stack_id = stack_id;
 	blk->flags = flags;
 	blk->prev_tid = prev_tid;
@@ -796,7 +797,9 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 		ADD(c->drop_live_usable, usable);
 		return;
 	}
-	block_fill(blk, requested, usable, ts, stack_id, flags, prev_tid);
+	block_fill(blk, requested, usable, ts,
+		   (__u32)bpf_get_current_pid_tgid(), stack_id, flags,
+		   prev_tid);
 	if (t) {
 		ADD(t->live_blocks, 1);
 		ADD(t->live_bytes, requested);
@@ -892,7 +895,7 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 		return;
 	}
 	/* usable is the weight's field (struct zt_block). */
-	block_fill(blk, requested, weight, ts, stack_id, 0, 0);
+	block_fill(blk, requested, weight, ts, 0, stack_id, 0, 0);
 }
 
 /*
@@ -977,8 +980,11 @@ static __always_inline int on_oom(__u64 requested)
 }
 
 /*
- * The programs: check the process, read the arguments, hand them over. A
- * hit whose arguments cannot be read is counted, never dropped silently.
+ * The programs: read the arguments, hand them over. A hit whose arguments
+ * cannot be read is counted, never dropped silently. The links run them
+ * for the target process only (uprobe_multi's pid, a perf event's target
+ * task), so they do not ask again: in sampled mode, where each run finds
+ * the caches cold, asking cost a task_struct line, about 400 ns.
  */
 static __always_inline int read_args(struct pt_regs *ctx, __u64 *args, int need,
 				     int n)
@@ -998,7 +1004,7 @@ int zt_alloc(struct pt_regs *ctx)
 {
 	__u64 a[3];
 
-	if (!is_target() || read_args(ctx, a, 3, 3))
+	if (read_args(ctx, a, 3, 3))
 		return 0;
 	return on_alloc(ctx, a[0], a[1], a[2]);
 }
@@ -1008,7 +1014,7 @@ int zt_free(struct pt_regs *ctx)
 {
 	__u64 a[2];
 
-	if (!is_target() || read_args(ctx, a, 2, 2))
+	if (read_args(ctx, a, 2, 2))
 		return 0;
 	return on_free(a[0], a[1]);
 }
@@ -1018,7 +1024,7 @@ int zt_realloc(struct pt_regs *ctx)
 {
 	__u64 a[5];
 
-	if (!is_target() || read_args(ctx, a, 5, 5))
+	if (read_args(ctx, a, 5, 5))
 		return 0;
 	return on_realloc(ctx, a[0], a[1], a[2], a[3], a[4]);
 }
@@ -1028,7 +1034,7 @@ int zt_oom(struct pt_regs *ctx)
 {
 	__u64 a[1];
 
-	if (!is_target() || read_args(ctx, a, 1, 1))
+	if (read_args(ctx, a, 1, 1))
 		return 0;
 	return on_oom(a[0]);
 }
@@ -1044,7 +1050,7 @@ int zt_sample_alloc(struct pt_regs *ctx)
 	struct zt_counters *c;
 	__u64 a[5];
 
-	if (!is_target() || read_args(ctx, a, 4, 5))
+	if (read_args(ctx, a, 4, 5))
 		return 0;
 	c = get_counters();
 	if (!c)

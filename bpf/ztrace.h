@@ -171,9 +171,9 @@ struct zt_counters {
 	__u64 drop_args; /* probe hits whose arguments could not be read */
 	__u64 sample_alloc_hits; /* sampled mode: probe hits, counted apart */
 	__u64 sample_ways_reused; /* ways of freed samples taken, table full */
-	__u64 sample_stacks_read; /* samples whose stack was read: not known */
-	__u64 sample_stacks_walked; /* of which the library left it unwritten */
-	__u64 sample_hash_mismatches; /* library's stack hash != its frames' */
+	__u64 sample_stacks_read; /* samples whose stack was not known by hash */
+	__u64 sample_stacks_walked; /* of which walked: the library wrote none */
+	__u64 sample_hash_mismatches; /* samples: hash != its written frames' */
 };
 
 #endif /* ZTRACE_H */

@@ -461,6 +461,44 @@ def test_pid_attach_midway_and_bpftrace():
     eq(zt_counts, bt_counts, "ztrace vs bpftrace alloc histogram")
 
 
+def test_pid_other_process_not_traced():
+    """-p PID traces that process alone: the programs do not check the
+    process themselves, the links do. Another process of the same library
+    churning 704 MiB meanwhile adds nothing, exact or sampled."""
+    w = Proc([WORKLOAD, "--wait", "basic"])
+    pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
+    hpath, spath = out_path("other-hist.json"), out_path("other-stat.json")
+    zh = Proc([ZTRACE, "hist", "--json", "-o", hpath, "-p", str(pid)])
+    zs = Proc([ZTRACE, "stat", "--sample=4096", "--json", "-o", spath, "-p",
+               str(pid)])
+    try:
+        zh.wait_for("tracing PID", stream="err")
+        zs.wait_for("tracing PID", stream="err")
+        other = subprocess.run([WORKLOAD, "churn"], env=SAMPLE_ENV,
+                               capture_output=True, text=True, timeout=120)
+        eq(other.returncode, 0, "the other process's exit status")
+        w.send()
+        w.wait_for(r"ZT_SYNC end.*\n")
+        for z in (zh, zs):
+            z.p.send_signal(signal.SIGINT)
+        eq(zh.finish(), 0, "ztrace hist exit status")
+        eq(zs.finish(), 0, "ztrace stat exit status")
+    finally:
+        for z in (zh, zs):
+            if z.p.poll() is None:
+                z.p.kill()
+        w.send()
+        status = w.finish()
+    eq(status, 0, "workload exit status")
+    check_hist(final_doc(hpath), EXPECT["pid"])
+    sdoc = final_doc(spath)
+    hits = sdoc["sampling"]["sample_alloc_hits"]
+    eq(hits, sdoc["events"]["alloc_samples"], "sample_alloc hits")
+    # basic allocates well under 1 MiB after the attach: at 4 KiB a
+    # sample, the churn's 704 MiB would be 180000 more.
+    check(hits < 300, "samples from another process: %d" % hits)
+
+
 def test_pid_sigkill_detaches():
     """SIGKILL ztrace: the target runs on, its probes detached."""
     w = Proc([WORKLOAD, "loop"])
@@ -818,18 +856,20 @@ def test_sample_small_table_reuses_freed():
        "samples found freed")
 
 
-def deep_leak(args, n, name):
-    """The one leak of "deep N" under ztrace leaks ARGS: (doc, funcs)."""
+def deep_leak(args, n, name, k=1):
+    """The K leaks of "deep N K", one stack, under ztrace leaks ARGS:
+    (doc, funcs)."""
     path = out_path(name)
     p = subprocess.run([ZTRACE, "leaks", "--json", "-o", path] + args +
-                       ["--", WORKLOAD, "deep", str(n)], capture_output=True,
-                       text=True, timeout=120)
+                       ["--", WORKLOAD, "deep", str(n), str(k)],
+                       capture_output=True, text=True, timeout=120)
     eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
     doc = final_doc(path)
     eq(len(doc["leaks"]["top"]), 1, "leaks of deep %d: %r" %
        (n, doc["leaks"]["top"]))
     leak = doc["leaks"]["top"][0]
-    eq(leak["bytes"], 4096, "leaked bytes (a sample's weight at rate 1)")
+    eq(leak["bytes"], 4096 * k,
+       "leaked bytes (a sample's weight at rate 1)")
     return doc, [f.get("func") for f in leak["frames"]]
 
 
@@ -837,25 +877,38 @@ def test_sample_stack_from_library():
     """A sample's stack as the library wrote it in the block's header, read
     in one piece: the same frames as the kernel's walk of the exact probe,
     every frame of a 10-deep leak; past the header's 31 frames (a deeper
-    --stack-depth) the kernel walks, counted, and gets all 50. And the
-    deepest --stack-depth, which the verifier once refused."""
-    for n, depth, walked in ((10, 32, 0), (50, 64, 1)):
+    --stack-depth) the kernel walks, counted, and gets all 50. At the
+    default depth a stack seen before is known by the hash sample_alloc
+    passes, not read again; at any other depth every sample's is read. And
+    the deepest --stack-depth, which the verifier once refused, in both
+    modes."""
+    for n, depth, walked, read in ((10, 32, 0, 1), (10, 16, 0, 5),
+                                   (50, 64, 5, 5)):
         args = ["--stack-depth", str(depth)]
         doc, sampled = deep_leak(args + ["--sample=1"], n,
-                                 "deep-%d-sampled.json" % n)
+                                 "deep-%d-%d-sampled.json" % (n, depth), 5)
         # The warm-up allocation starts the sampler's count, unsampled.
-        eq(doc["events"]["alloc_samples"], 1, "samples")
+        eq(doc["events"]["alloc_samples"], 5, "samples")
         eq(doc["sampling"]["stacks_walked"], walked,
            "sampled stacks the kernel walked, deep %d" % n)
-        eq(doc["sampling"]["stacks_read"], 1, "a new stack is read once")
+        eq(doc["sampling"]["stacks_read"], read,
+           "sampled stacks read, deep %d, --stack-depth %d" % (n, depth))
         eq(doc["sampling"]["stack_hash_mismatches"], 0, "hash mismatches")
-        _, exact = deep_leak(args, n, "deep-%d-exact.json" % n)
-        eq(sampled.count("deep_frame"), n, "deep_frame frames: %r" % sampled)
-        eq(sampled[-1], "__libc_start_call_main", "outermost frame")
+        _, exact = deep_leak(args, n, "deep-%d-%d-exact.json" % (n, depth))
+        want = min(n, depth - 1)
+        eq(sampled.count("deep_frame"), want,
+           "deep_frame frames: %r" % sampled)
+        if want == n:
+            eq(sampled[-1], "__libc_start_call_main", "outermost frame")
         eq(sampled, exact, "sampled stack vs the exact probe's")
-    # The deepest setting loads and is kept: 127 frames, zmalloc's first.
-    _, exact = deep_leak(["--stack-depth", "127"], 130, "deep-130-exact.json")
-    eq(exact, ["deep_frame"] * 126, "frames at --stack-depth 127")
+    # The deepest setting loads and is kept: 127 frames, zmalloc's first;
+    # a sample's, one more of the library's (the function that fires
+    # sample_alloc, under zmalloc's).
+    for mode, want in (([], 126), (["--sample=1"], 125)):
+        _, frames = deep_leak(["--stack-depth", "127"] + mode, 130,
+                              "deep-130-%d.json" % len(mode))
+        eq(frames, ["deep_frame"] * want,
+           "frames at --stack-depth 127 %s" % mode)
 
 
 def test_sample_stat_default_rate():

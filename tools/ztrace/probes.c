@@ -219,7 +219,7 @@ static int map_live_table(struct zt_probes *p)
 }
 
 /* With p->multi, a failure is quiet: the caller falls back. */
-static int probes_load(struct zt_probes *p, pid_t tgid)
+static int probes_load(struct zt_probes *p)
 {
 	int err;
 
@@ -235,7 +235,6 @@ static int probes_load(struct zt_probes *p, pid_t tgid)
 		p_err("cannot open the BPF object: %s", strerror(-err));
 		return err;
 	}
-	p->skel->rodata->targ_tgid = tgid;
 	p->skel->rodata->capture_stacks = p->stacks;
 	set_autoload(p);
 	err = size_maps(p);
@@ -384,7 +383,7 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 	p->pid = pid;
 	p->multi = !(no_multi && !strcmp(no_multi, "1"));
 	if (p->multi) {
-		err = probes_load(p, pid);
+		err = probes_load(p);
 		if (!err) {
 			err = attach_multi(p, pid, path);
 			if (err != -EOPNOTSUPP)
@@ -395,7 +394,7 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 		probes_destroy(p);
 		p->multi = false;
 	}
-	err = probes_load(p, pid);
+	err = probes_load(p);
 	if (!err)
 		err = attach_libbpf(p, pid, path);
 out:

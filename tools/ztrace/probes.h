@@ -38,10 +38,11 @@ struct zt_probes {
 void probes_init(struct zt_probes *p);
 int probes_check_system(void);
 /*
- * Load the programs for process TGID and attach them to the zmalloc probes
- * of PATH in process PID (the sampled ones with env.sample): through one uprobe_multi link per probe where
- * the kernel has them (unless ZTRACE_NO_UPROBE_MULTI=1), else libbpf's
- * per-site USDT attachment.
+ * Load the programs and attach them to the zmalloc probes of PATH for
+ * process PID alone (the sampled ones with env.sample): through one
+ * uprobe_multi link per probe where the kernel has them (unless
+ * ZTRACE_NO_UPROBE_MULTI=1), else libbpf's per-site USDT attachment. Both
+ * filter by process: the programs do not check it again.
  */
 int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 		bool noop);
