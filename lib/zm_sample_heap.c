@@ -14,8 +14,10 @@
  * take the lock at all: each thread keeps a stash of up to
  * ZM_STASH_PAGES single pages it freed, for its next one-page samples.
  * With threads, the lock and the bitmap words would otherwise pass
- * between CPUs at every sample. The stash goes back to the heap when its
- * thread exits; a child of fork() keeps only the forking thread's.
+ * between CPUs at every sample. Stashed pages are dirty too, outside
+ * ZM_DIRTY_MAX: up to ZM_STASH_PAGES a thread. The stash goes back to the
+ * heap when its thread exits. A child of fork() has only the forking
+ * thread's: the other threads' stashed pages stay taken in the child.
  */
 #include <pthread.h>
 #include <string.h>
@@ -45,7 +47,11 @@ static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
 static bool heap_ok;
 
-/* A thread's single free pages, by page index; see above. */
+/*
+ * A thread's single free pages, by page index; see above. Small: static
+ * TLS (initial-exec) has little room when copies of the library are
+ * dlopen()ed, as bench_zmalloc does.
+ */
 struct zm_page_stash {
 	uint32_t page[ZM_STASH_PAGES];
 	uint32_t n;

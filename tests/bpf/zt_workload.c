@@ -24,7 +24,8 @@
  *   spread N  N rounds of a block of round pages and a 4 KiB block just
  *             above it, both freed: with every block sampled, N addresses
  *             of samples, never more than 2 live
- *   deep N    a 4 KiB block leaked from deep_frame, N calls of it deep
+ *   deep N [K]  K 4 KiB blocks (default 1) leaked from deep_frame, N calls
+ *             of it deep, all from one stack
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.
@@ -448,12 +449,15 @@ static NOINLINE void *deep_frame(long n)
 	return p;
 }
 
-static NOINLINE int run_deep(long n)
+static NOINLINE int run_deep(long n, long k)
 {
+	long i;
+
 	/* A thread's first allocation starts its sampler's count. */
 	zfree(zmalloc(16));
-	if (!deep_frame(n))
-		return 1;
+	for (i = 0; i < k; i++)
+		if (!deep_frame(n))
+			return 1;
 	sync_point("end");
 	return 0;
 }
@@ -511,7 +515,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[arg], "spread") && arg + 1 < argc)
 		return run_spread(atol(argv[arg + 1]));
 	if (!strcmp(argv[arg], "deep") && arg + 1 < argc)
-		return run_deep(atol(argv[arg + 1]));
+		return run_deep(atol(argv[arg + 1]),
+				arg + 2 < argc ? atol(argv[arg + 2]) : 1);
 	if (!strcmp(argv[arg], "churn")) {
 		churn_pass();
 		sync_point("end");
@@ -519,6 +524,6 @@ int main(int argc, char **argv)
 	}
 out_usage:
 	fprintf(stderr,
-		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample|churn|spread N|deep N\n");
+		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample|churn|spread N|deep N [K]\n");
 	return 2;
 }

@@ -402,8 +402,8 @@ static void *fill_stash_and_exit(void *arg)
 
 /*
  * A one-page sample takes the page its thread freed last, without the
- * heap's lock; a thread's stash goes back to the heap when it exits, so
- * its pages are the lowest free ones again.
+ * heap's lock (first fit would take the lowest); a thread's stash goes
+ * back to the heap when it exits, so its pages are free again.
  */
 static void test_sample_stash(void **state)
 {
@@ -417,12 +417,24 @@ static void test_sample_stash(void **state)
 	sampling(true);
 	/* Ends the interval drawn at the last test's rate, whatever it is. */
 	zfree(zmalloc(1 << 20));
+	/*
+	 * Freed lower first, the higher page is taken next: from the stash,
+	 * last in first out, where first fit would take the lower.
+	 */
 	p = zmalloc(100);
-	assert_true(is_sampled(p));
-	zfree(p);
 	q = zmalloc(100);
-	assert_ptr_equal(q, p);
+	assert_true(is_sampled(p) && is_sampled(q));
+	if (p > q) {
+		void *t = p;
+
+		p = q;
+		q = t;
+	}
+	zfree(p);
 	zfree(q);
+	p = zmalloc(100);
+	assert_ptr_equal(p, q);
+	zfree(p);
 	assert_int_equal(
 		pthread_create(&tid, NULL, fill_stash_and_exit, theirs), 0);
 	pthread_join(tid, NULL);

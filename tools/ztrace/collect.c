@@ -261,6 +261,8 @@ static int leak_add(struct leak_index *ix, const struct zt_block *b,
 	return 0;
 }
 
+_Static_assert(ZT_LIVE_WAYS == 4, "each_way tests four ways at once");
+
 /* The BPF side writes the ways as they are read: one relaxed load. */
 static inline __u64 way_load(const struct zt_live_bucket *b, int w)
 {
