@@ -77,8 +77,7 @@ static inline __attribute__((always_inline)) size_t zm_usable(void *ptr,
 static inline __attribute__((always_inline)) bool zm_sampling(size_t size,
 							      uint64_t *weight)
 {
-	return __builtin_expect(ZM_PROBE_ENABLED(sample_alloc), 0) &&
-	       zm_sample_tick(size, weight);
+	return ZM_PROBE_ENABLED(sample_alloc) && zm_sample_tick(size, weight);
 }
 
 static inline __attribute__((always_inline)) void *
@@ -119,7 +118,7 @@ fail:
 static inline __attribute__((always_inline)) void *
 zm_alloc(size_t size, bool zero, size_t *usable)
 {
-	if (__builtin_expect(ZM_PROBE_ENABLED(sample_alloc), 0))
+	if (ZM_PROBE_ENABLED(sample_alloc))
 		return zm_alloc_path(size, zero, usable, true);
 	return zm_alloc_path(size, zero, usable, false);
 }
