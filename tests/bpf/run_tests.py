@@ -598,6 +598,8 @@ def test_errors_are_actionable():
         sleeper.wait()
     fails(["hist", "--", "/nonexistent/prog"], "cannot run")
     fails(["hist", "-i", "soon", "-p", "1"], "invalid -i")
+    fails(["hist", "-i", "nan", "-p", "1"], "invalid -i")
+    fails(["leaks", "--min-age", "nan", "-p", "1"], "invalid --min-age")
     fails(["hist"], "give either -p PID or a command")
     if os.access("/usr/bin/setpriv", os.X_OK):
         p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",

@@ -179,23 +179,9 @@ static void print_mode_help(enum zt_mode mode)
 	fprintf(stderr, "\nSee ztrace(8).\n");
 }
 
-static int parse_secs(const char *opt, const char *arg, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end);
-	if (errno || end == arg || *end || v < 0 || v > 1e9) {
-		p_err("invalid %s '%s': give a number of seconds, such as 1 or 0.5",
-		      opt, arg);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
-static int parse_ms(const char *opt, const char *arg, double *out)
+/* A duration in UNIT (finite, 0 to 1e9); EXAMPLE says what to give. */
+static int parse_duration(const char *opt, const char *arg, const char *unit,
+			  const char *example, double *out)
 {
 	char *end;
 	double v;
@@ -203,12 +189,17 @@ static int parse_ms(const char *opt, const char *arg, double *out)
 	errno = 0;
 	v = strtod(arg, &end);
 	if (errno || end == arg || *end || !isfinite(v) || v < 0 || v > 1e9) {
-		p_err("invalid %s '%s': give a number of milliseconds, such as 20 or 0.5 (0: no bound)",
-		      opt, arg);
+		p_err("invalid %s '%s': give a number of %s, such as %s", opt,
+		      arg, unit, example);
 		return -EINVAL;
 	}
 	*out = v;
 	return 0;
+}
+
+static int parse_secs(const char *opt, const char *arg, double *out)
+{
+	return parse_duration(opt, arg, "seconds", "1 or 0.5", out);
 }
 
 static int parse_u32(const char *opt, const char *arg, unsigned long min,
@@ -339,7 +330,9 @@ static int parse_one(int opt, const char *arg)
 			return -EINVAL;
 		}
 		env.scan_pause_max_set = true;
-		return parse_ms("--scan-pause-max", arg, &env.scan_pause_max);
+		return parse_duration("--scan-pause-max", arg, "milliseconds",
+				      "20 or 0.5 (0: no bound)",
+				      &env.scan_pause_max);
 	}
 	return -EINVAL;
 }
