@@ -102,7 +102,7 @@ static int log2_bucket(__u64 v)
 	return b < ZT_HIST_BUCKETS ? b : ZT_HIST_BUCKETS - 1;
 }
 
-static void slot_sub(struct zt_sample_slot *d, const struct zt_sample_slot *a,
+void sample_slot_sub(struct zt_sample_slot *d, const struct zt_sample_slot *a,
 		     const struct zt_sample_slot *b)
 {
 	d->samples = a->samples > b->samples ? a->samples - b->samples : 0;
@@ -142,8 +142,8 @@ static int derive_sample_free(const struct zt_probes *p, struct zt_snapshot *s)
 	}
 	free(v);
 	for (b = 0; b < ZT_HIST_BUCKETS; b++)
-		slot_sub(&s->shist[ZT_SHIST_FREE][b],
-			 &s->shist[ZT_SHIST_ALLOC][b], &live[b]);
+		sample_slot_sub(&s->shist[ZT_SHIST_FREE][b],
+				&s->shist[ZT_SHIST_ALLOC][b], &live[b]);
 	s->live_unverified = p->live_check->unverified;
 	s->live_check_err = p->live_check->err;
 	return 0;

@@ -86,6 +86,9 @@ struct zt_leak_set {
 
 __u64 mono_now_ns(void);
 int collect_counters(const struct zt_probes *p, struct zt_snapshot *s);
+/* d = a - b, field by field, none below 0. */
+void sample_slot_sub(struct zt_sample_slot *d, const struct zt_sample_slot *a,
+		     const struct zt_sample_slot *b);
 int collect_leaks(const struct zt_probes *p, __u64 now_ns, __u64 min_age_ns,
 		  struct zt_leak_set *set);
 void leak_set_free(struct zt_leak_set *set);

@@ -87,11 +87,6 @@ static const char *const sample_kind_titles[ZT_SHIST_KINDS] = {
 		"frees of blocks sampled since attach, by requested size",
 };
 
-static __u64 sub_or_zero(__u64 a, __u64 b)
-{
-	return a > b ? a - b : 0;
-}
-
 /*
  * Sampled mode: out = cur - prev, bucket by bucket (prev may be NULL). The
  * FREE kind is derived from the live check (collect.c), which a target
@@ -102,19 +97,14 @@ static void sample_delta(const struct zt_snapshot *cur,
 			 const struct zt_snapshot *prev, int kind,
 			 struct zt_sample_slot *out)
 {
-	const struct zt_sample_slot *p;
 	int b;
 
 	for (b = 0; b < ZT_HIST_BUCKETS; b++) {
-		out[b] = cur->shist[kind][b];
-		if (!prev)
-			continue;
-		p = &prev->shist[kind][b];
-		out[b].samples = sub_or_zero(out[b].samples, p->samples);
-		out[b].requested = sub_or_zero(out[b].requested, p->requested);
-		out[b].weight = sub_or_zero(out[b].weight, p->weight);
-		out[b].count_milli =
-			sub_or_zero(out[b].count_milli, p->count_milli);
+		if (prev)
+			sample_slot_sub(&out[b], &cur->shist[kind][b],
+					&prev->shist[kind][b]);
+		else
+			out[b] = cur->shist[kind][b];
 	}
 }
 
