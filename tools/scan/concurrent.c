@@ -151,7 +151,7 @@ static bool over_budget(const struct zscan_ctx *ctx, uint64_t bytes,
 static int rescan_stopped(struct zscan_ctx *ctx, struct zs_mark *m,
 			  const struct zs_ranges *roots_a,
 			  const struct zs_ranges *bad_a, struct zscan_stats *st,
-			  struct zs_world *w, uint64_t stop_ns)
+			  struct zs_world *w)
 {
 	const struct zscan_opts *o = &ctx->o;
 	struct zs_ranges roots_t = { 0 }, dirty = { 0 };
@@ -179,7 +179,7 @@ static int rescan_stopped(struct zscan_ctx *ctx, struct zs_mark *m,
 	if (err)
 		goto out_free;
 	zs_ranges_normalize(&redo);
-	if (over_budget(ctx, total(&redo), stop_ns, st))
+	if (over_budget(ctx, total(&redo), w->t_stop, st))
 		goto out_free;
 	m->stopped = true;
 	m->badr = NULL;
@@ -330,7 +330,7 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 	struct zscan_stats local;
 	struct zs_world w;
 	struct zs_mark m;
-	uint64_t t0 = zs_now_ns(), stop_ns;
+	uint64_t t0 = zs_now_ns();
 	bool undecided;
 	int err;
 
@@ -361,11 +361,9 @@ int zscan_ctx_scan(struct zscan_ctx *ctx, struct zscan_block *blocks, size_t n,
 	/* What the pass could not read is retried below; count anew. */
 	st->unreadable_bytes = 0;
 	st->device_bytes = 0;
-	stop_ns = zs_now_ns();
 	err = zs_world_stop(&w, ctx->pid, &ctx->o);
 	if (!err)
-		err = rescan_stopped(ctx, &m, &roots_a, &bad_a, st, &w,
-				     stop_ns);
+		err = rescan_stopped(ctx, &m, &roots_a, &bad_a, st, &w);
 	zs_world_resume(&w);
 	st->pause_ns += w.pause_ns;
 	zs_world_free(&w);
