@@ -40,7 +40,6 @@
 #define ZS_UNSET UINT32_MAX
 #define ZS_PIECES 65536
 #define ZS_ROOT UINT32_MAX
-#define ZS_GROUP 32 /* words resolved together */
 #define ZS_AHEAD 8 /* blocks prefetched ahead of the scan */
 #define ZS_PF_LINES 4 /* of a block: the rest is a stream */
 #define ZS_MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -275,6 +274,15 @@ static int build_spans(struct zs_mark *m)
 	return 0;
 }
 
+/* No -mpopcnt: the builtin would be a libgcc call. */
+static inline uint32_t popcount32(uint32_t x)
+{
+	x = x - ((x >> 1) & 0x55555555);
+	x = (x & 0x33333333) + ((x >> 2) & 0x33333333);
+	x = (x + (x >> 4)) & 0x0f0f0f0f;
+	return (x * 0x01010101) >> 24;
+}
+
 /*
  * The start map: most pointers are to the start of a block, and then one
  * bit and a count, in one cache line, give the block, with no walk. Only
@@ -310,7 +318,7 @@ static int build_starts(struct zs_mark *m)
 	}
 	for (uint64_t j = 0, c = 0; j < npair; j++) {
 		sm[2 * j] = (uint32_t)c;
-		c += (uint64_t)__builtin_popcount(sm[2 * j + 1]);
+		c += popcount32(sm[2 * j + 1]);
 	}
 	m->smap = sm;
 	m->sshift = sh;
@@ -334,14 +342,13 @@ int zs_mark_init(struct zs_mark *m, pid_t pid, const struct zscan_block *b,
 		return -E2BIG;
 	m->blk = big_alloc(n * sizeof(*m->blk));
 	m->state = big_alloc(n);
-	m->pend = malloc(ZS_GROUP * sizeof(*m->pend));
 	m->buf_len = o->chunk_bytes;
 	m->buf = malloc(m->buf_len + ZS_COALESCE * ZS_IOV_MAX);
 	m->iov = malloc(ZS_IOV_MAX * sizeof(*m->iov));
 	m->batch = malloc(ZS_IOV_MAX * sizeof(*m->batch));
 	m->pieces = malloc(ZS_PIECES * sizeof(struct piece));
-	if (!m->blk || !m->state || !m->pend || !m->pieces || !m->buf ||
-	    !m->iov || !m->batch) {
+	if (!m->blk || !m->state || !m->pieces || !m->buf || !m->iov ||
+	    !m->batch) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -394,7 +401,6 @@ void zs_mark_free(struct zs_mark *m)
 	free(m->blk);
 	free(m->state);
 	free(m->smap);
-	free(m->pend);
 	free(m->stack);
 	free(m->buf);
 	free(m->iov);
@@ -418,14 +424,6 @@ static int push(struct zs_mark *m, uint32_t i)
 	}
 	m->stack[m->top++] = i;
 	return 0;
-}
-
-static inline uint32_t popcount32(uint32_t x)
-{
-	x = x - ((x >> 1) & 0x55555555);
-	x = (x & 0x33333333) + ((x >> 2) & 0x33333333);
-	x = (x + (x >> 4)) & 0x0f0f0f0f;
-	return (x * 0x01010101) >> 24;
 }
 
 /*

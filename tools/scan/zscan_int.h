@@ -248,6 +248,8 @@ struct zs_span {
 	uint8_t *copy; /* [lo, cend) read in one sweep, or NULL */
 };
 
+#define ZS_GROUP 32 /* words resolved together */
+
 struct zs_mark {
 	pid_t pid;
 	int memfd; /* /proc/PID/mem of a snapshot, or -1 */
@@ -269,7 +271,8 @@ struct zs_mark {
 	size_t nspan;
 	uint32_t *stack;
 	size_t top, scap;
-	uint64_t *pend; /* words that passed the quick reject, unresolved */
+	/* Words that passed the quick reject, unresolved (classify.c). */
+	uint64_t pend[ZS_GROUP];
 	size_t npend;
 	bool pend_definite;
 	bool clique_mode;
