@@ -116,7 +116,7 @@ def sync_used(text, name):
 
 
 def run_cmd(mode, args, extra=(), timeout=60):
-    """ztrace MODE --json -o FILE EXTRA -- ARGS; returns (doc, out, proc)."""
+    """ztrace MODE --json -o FILE EXTRA -- ARGS; returns (FILE, proc)."""
     path = out_path("%s-%d.json" % (mode, time.monotonic_ns()))
     cmd = [ZTRACE, mode, "--json", "-o", path] + list(extra) + ["--"] + args
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
@@ -858,13 +858,11 @@ def test_sample_small_table_reuses_freed():
        "samples found freed")
 
 
-def deep_leak(args, n, name, k=1):
+def deep_leak(args, n, k=1):
     """The K leaks of "deep N K", one stack, under ztrace leaks ARGS:
     (doc, funcs)."""
-    path = out_path(name)
-    p = subprocess.run([ZTRACE, "leaks", "--json", "-o", path] + args +
-                       ["--", WORKLOAD, "deep", str(n), str(k)],
-                       capture_output=True, text=True, timeout=120)
+    path, p = run_cmd("leaks", [WORKLOAD, "deep", str(n), str(k)], args,
+                      timeout=120)
     eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
     doc = final_doc(path)
     eq(len(doc["leaks"]["top"]), 1, "leaks of deep %d: %r" %
@@ -887,8 +885,7 @@ def test_sample_stack_from_library():
     for n, depth, walked, read in ((10, 32, 0, 1), (10, 16, 0, 5),
                                    (50, 64, 5, 5)):
         args = ["--stack-depth", str(depth)]
-        doc, sampled = deep_leak(args + ["--sample=1"], n,
-                                 "deep-%d-%d-sampled.json" % (n, depth), 5)
+        doc, sampled = deep_leak(args + ["--sample=1"], n, 5)
         # The warm-up allocation starts the sampler's count, unsampled.
         eq(doc["events"]["alloc_samples"], 5, "samples")
         eq(doc["sampling"]["stacks_walked"], walked,
@@ -896,7 +893,7 @@ def test_sample_stack_from_library():
         eq(doc["sampling"]["stacks_read"], read,
            "sampled stacks read, deep %d, --stack-depth %d" % (n, depth))
         eq(doc["sampling"]["stack_hash_mismatches"], 0, "hash mismatches")
-        _, exact = deep_leak(args, n, "deep-%d-%d-exact.json" % (n, depth))
+        _, exact = deep_leak(args, n)
         want = min(n, depth - 1)
         eq(sampled.count("deep_frame"), want,
            "deep_frame frames: %r" % sampled)
@@ -907,8 +904,7 @@ def test_sample_stack_from_library():
     # a sample's, one more of the library's (the function that fires
     # sample_alloc, under zmalloc's).
     for mode, want in (([], 126), (["--sample=1"], 125)):
-        _, frames = deep_leak(["--stack-depth", "127"] + mode, 130,
-                              "deep-130-%d.json" % len(mode))
+        _, frames = deep_leak(["--stack-depth", "127"] + mode, 130)
         eq(frames, ["deep_frame"] * want,
            "frames at --stack-depth 127 %s" % mode)
 
