@@ -71,7 +71,7 @@ struct {
  * The allocating stacks, walked by walk_stack(): key a stack id, below
  * stack_mask + 1; value its return addresses, leaf first, 0-terminated.
  * Sized by --max-stacks and --stack-depth before load, as is the per-CPU
- * buffer a stack is walked into (a busy word, then the frames).
+ * buffer a stack is walked into (its head, ztrace.h, then the frames).
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -84,7 +84,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(__u32));
-	__uint(value_size, (ZT_DEFAULT_STACK_DEPTH + 1) * sizeof(__u64));
+	__uint(value_size,
+	       (ZT_SCRATCH_HEAD + ZT_DEFAULT_STACK_DEPTH) * sizeof(__u64));
 } stack_scratch SEC(".maps");
 
 /*
@@ -516,42 +517,36 @@ out_error:
 	return ZT_STACK_NONE;
 }
 
-/* A sampled block's stack, as the library wrote it (ztrace.h). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct zt_sample_stack);
-} sample_stack SEC(".maps");
+/* Read two words before ips: next_fp is ips[0], the frames ips[1] on. */
+_Static_assert(__builtin_offsetof(struct zt_sample_stack, next_fp) ==
+		       2 * sizeof(__u64),
+	       "next_fp lands at ips[0]");
+_Static_assert(ZT_SCRATCH_HEAD >= 3, "room for check and nframes");
 
 /*
  * A sampled block's stack from the frames the library wrote before its
- * header: one user read for the lot, where walking costs one a frame. A
- * stack the library did not walk (off the thread's known stack) is walked
- * here, as is one deeper than its frames when --stack-depth asks for more.
+ * header: one user read for the lot, where walking costs one a frame. The
+ * header lands in place, two words before IPS (the scratch buffer's head,
+ * probes.c), so that its frames are ips[1] on and its next_fp, once read,
+ * gives way to the probe's address; the frames past nframes are 0
+ * (zmalloc_sampling.h). A stack the library did not walk (off the
+ * thread's known stack) is walked here, as is one deeper than its frames
+ * when --stack-depth asks for more.
  */
 static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
 					      __u64 ptr)
 {
-	struct zt_sample_stack *st;
-	__u32 zero = 0, i;
+	struct zt_sample_stack *st = (struct zt_sample_stack *)(ips - 2);
+	__u32 i;
 
-	st = bpf_map_lookup_elem(&sample_stack, &zero);
-	if (!st ||
-	    bpf_probe_read_user(st, sizeof(*st),
+	if (bpf_probe_read_user(st, sizeof(*st),
 				(void *)(ptr - ZT_SAMPLE_STACK_OFFSET)) ||
 	    st->check != (ZT_SAMPLE_STACK ^ ptr) || !st->nframes)
 		return false;
 	/* Deeper than the library's frames: the whole walk (rare). */
-	if (st->nframes >= ZT_SAMPLE_FRAMES && st->next_fp &&
-	    stack_depth > ZT_SAMPLE_FRAMES + 1)
+	if (st->next_fp && stack_depth > ZT_SAMPLE_FRAMES + 1)
 		return false;
-	/*
-	 * The frames past nframes are 0 (zmalloc_sampling.h) and ips has room
-	 * for them all (probes.c): one copy, no loop the verifier unrolls.
-	 */
 	ips[0] = PT_REGS_IP(ctx);
-	__builtin_memcpy(ips + 1, st->frames, sizeof(st->frames));
 	for (i = ZT_SAMPLE_FRAMES + 1;
 	     i < ZT_MAX_STACK_DEPTH && i < stack_depth; i++)
 		ips[i] = 0;
@@ -574,7 +569,7 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 				       __u64 hash)
 {
 	bool by_hash = hash && stack_depth == ZT_SAMPLE_FRAMES + 1;
-	__u64 *buf, key = 0, frames_key;
+	__u64 *buf, *ips, key = 0, frames_key;
 	__u32 zero = 0, id;
 	bool read = false;
 
@@ -590,23 +585,24 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 		return ZT_STACK_NONE;
 	}
 	WRITE_ONCE(buf[0], 1);
+	ips = buf + ZT_SCRATCH_HEAD;
 	if (sample) {
 		ADD(c->sample_stacks_read, 1);
-		read = read_sample_stack(ctx, buf + 1, sample);
+		read = read_sample_stack(ctx, ips, sample);
 	}
 	if (!read) {
 		if (sample)
 			ADD(c->sample_stacks_walked, 1);
-		walk_stack(ctx, buf + 1);
+		walk_stack(ctx, ips);
 	}
 	/*
 	 * Stored by the frames' own key: they are the truth. The library's
 	 * hash is checked against the frames it wrote, not against a walk.
 	 */
-	frames_key = stack_key(buf + 1);
+	frames_key = stack_key(ips);
 	if (by_hash && read && frames_key != key)
 		ADD(c->sample_hash_mismatches, 1);
-	id = store_stack(c, buf + 1, frames_key);
+	id = store_stack(c, ips, frames_key);
 	WRITE_ONCE(buf[0], 0);
 	return id;
 }

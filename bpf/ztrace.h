@@ -58,6 +58,13 @@ struct zt_sample_stack {
 	__u64 frames[ZT_SAMPLE_FRAMES];
 };
 
+/*
+ * The per-CPU buffer a stack is walked or read into: a busy word, then the
+ * frames from word ZT_SCRATCH_HEAD on; a sample's header is read so that
+ * its check and nframes take the two words between (ztrace.bpf.c).
+ */
+#define ZT_SCRATCH_HEAD 3
+
 /* Stack id of blocks whose allocating stack could not be recorded. */
 #define ZT_STACK_NONE 0xffffffffU
 

@@ -135,13 +135,13 @@ static int size_maps(struct zt_probes *p)
 	if (!err)
 		err = bpf_map__set_max_entries(s->maps.stack_keys,
 					       pow2_at_least(nstacks));
-	/* The busy word, then room for a sample's frames at any depth. */
+	/* Its head (ztrace.h), then room for a sample's frames at any depth. */
 	if (!err)
 		err = bpf_map__set_value_size(
 			s->maps.stack_scratch,
-			(1 + (depth > ZT_SAMPLE_FRAMES ?
-				      depth :
-				      ZT_SAMPLE_FRAMES + 1)) *
+			(ZT_SCRATCH_HEAD + (depth > ZT_SAMPLE_FRAMES ?
+						    depth :
+						    ZT_SAMPLE_FRAMES + 1)) *
 				sizeof(__u64));
 	/*
 	 * Per-stack totals of one kind: exact, or sampled estimates. The
