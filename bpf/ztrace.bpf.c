@@ -69,7 +69,8 @@ struct {
 
 /*
  * The allocating stacks, walked by walk_stack(): key a stack id, below
- * stack_mask + 1; value its return addresses, leaf first, 0-terminated.
+ * stack_mask + 1; value its return addresses, leaf first, 0-terminated
+ * unless they fill it.
  * Sized by --max-stacks and --stack-depth before load, as is the per-CPU
  * buffer a stack is walked into (its head, ztrace.h, then the frames).
  */
@@ -349,13 +350,13 @@ struct zt_walk {
 	__u64 *ips;
 	__u64 fp, sp;
 	__u64 frame[2]; /* here: a callback's own stack trips the verifier */
-	bool done;
 };
 
 /*
  * Frame I + 1: one bpf_loop callback, verified once, where a loop over
  * the frames was verified once per frame, and past --stack-depth 32 went
- * over the verifier's budget. Past the chain's end it zeroes the slot.
+ * over the verifier's budget. At the chain's end it writes the 0 that
+ * ends the stack (every reader stops there) and ends the loop.
  */
 static long walk_step(__u64 i, void *arg)
 {
@@ -365,14 +366,11 @@ static long walk_step(__u64 i, void *arg)
 	i++;
 	if (i >= ZT_MAX_STACK_DEPTH || i >= stack_depth)
 		return 1;
-	w->ips[i] = 0;
-	if (w->done)
-		return 0;
 	if (fp < w->sp || fp - w->sp > ZT_STACK_SPAN || (fp & 7) ||
 	    bpf_probe_read_user(w->frame, sizeof(w->frame), (void *)fp) ||
 	    !w->frame[1]) {
-		w->done = true;
-		return 0;
+		w->ips[i] = 0;
+		return 1;
 	}
 	w->ips[i] = w->frame[1];
 	w->fp = w->frame[0] > fp ? w->frame[0] : 0;
@@ -380,8 +378,8 @@ static long walk_step(__u64 i, void *arg)
 }
 
 /*
- * The caller's stack by its frame pointers, into IPS (leaf first, zeroed
- * past the last frame). The kernel's walker
+ * The caller's stack by its frame pointers, into IPS (leaf first, a 0
+ * after the last frame unless it fills the depth). The kernel's walker
  * (bpf_get_stackid) reads the frame above main too, whose saved frame
  * pointer is whatever glibc left in rbp, and takes a fault on it at every
  * allocation, about 800 ns here. A frame pointer is followed only while it
@@ -537,7 +535,6 @@ static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
 					      __u64 ptr)
 {
 	struct zt_sample_stack *st = (struct zt_sample_stack *)(ips - 2);
-	__u32 i;
 
 	if (bpf_probe_read_user(st, sizeof(*st),
 				(void *)(ptr - ZT_SAMPLE_STACK_OFFSET)) ||
@@ -547,9 +544,9 @@ static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
 	if (st->next_fp && stack_depth > ZT_SAMPLE_FRAMES + 1)
 		return false;
 	ips[0] = PT_REGS_IP(ctx);
-	for (i = ZT_SAMPLE_FRAMES + 1;
-	     i < ZT_MAX_STACK_DEPTH && i < stack_depth; i++)
-		ips[i] = 0;
+	/* The 0 after 31 frames, where --stack-depth leaves room for it. */
+	if (stack_depth > ZT_SAMPLE_FRAMES + 1)
+		ips[ZT_SAMPLE_FRAMES + 1] = 0;
 	return true;
 }
 
