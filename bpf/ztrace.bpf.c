@@ -170,13 +170,15 @@ static __always_inline __u64 birth_ns(void)
 	if (!ck)
 		return bpf_ktime_get_ns();
 	if (ck->jiffies != j || !ck->ns) {
-		ck->ns = bpf_ktime_get_ns() & ~0xffULL;
+		/* The CPU in the low byte, once a jiffy. */
+		ck->ns = (bpf_ktime_get_ns() & ~0xffULL) |
+			 (bpf_get_smp_processor_id() & 0xff);
 		ck->jiffies = j;
 		ck->seq = 0;
 	}
 	/* Atomic: a preempted program on this CPU may be between the two. */
 	seq = __sync_fetch_and_add(&ck->seq, 1);
-	return ck->ns + (seq << 8) + (bpf_get_smp_processor_id() & 0xff);
+	return ck->ns + (seq << 8);
 }
 
 /*
