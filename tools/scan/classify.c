@@ -94,67 +94,48 @@ static unsigned int radix_digit(unsigned int nbits)
 }
 
 /*
- * LSD radix sort of offset << 32 | index, on the offset's nbits: one word
- * a key, stable, so equal addresses keep their input order.
+ * NAME(k, tmp, n, nbits): LSD radix sort of N elements of TYPE on bits
+ * [BASE, BASE + nbits) of KEY(element), stable, so that equal addresses
+ * keep their input order; TMP has room for N.
  */
-static void sort_packed(uint64_t *k, uint64_t *tmp, size_t n,
-			unsigned int nbits)
-{
-	unsigned int digit = radix_digit(nbits);
-	size_t count[1 << ZS_RADIX_BITS];
-	uint64_t *src = k, *dst = tmp, *t;
-
-	for (unsigned int sh = 32; digit && sh < 32 + nbits; sh += digit) {
-		size_t sum = 0, mask = (1ULL << digit) - 1;
-
-		memset(count, 0, sizeof(count));
-		for (size_t i = 0; i < n; i++)
-			count[(src[i] >> sh) & mask]++;
-		for (size_t d = 0; d <= mask; d++) {
-			size_t c = count[d];
-
-			count[d] = sum;
-			sum += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			dst[count[(src[i] >> sh) & mask]++] = src[i];
-		t = src;
-		src = dst;
-		dst = t;
+#define ZS_RADIX_SORT(name, type, key, base)                                 \
+	static void name(type *k, type *tmp, size_t n, unsigned int nbits)   \
+	{                                                                    \
+		unsigned int digit = radix_digit(nbits);                     \
+		size_t count[1 << ZS_RADIX_BITS];                            \
+		type *src = k, *dst = tmp, *t;                               \
+                                                                             \
+		for (unsigned int sh = (base); digit && sh < (base) + nbits; \
+		     sh += digit) {                                          \
+			size_t sum = 0, mask = (1ULL << digit) - 1;          \
+                                                                             \
+			memset(count, 0, sizeof(count));                     \
+			for (size_t i = 0; i < n; i++)                       \
+				count[(key(src[i]) >> sh) & mask]++;         \
+			for (size_t d = 0; d <= mask; d++) {                 \
+				size_t c = count[d];                         \
+                                                                             \
+				count[d] = sum;                              \
+				sum += c;                                    \
+			}                                                    \
+			for (size_t i = 0; i < n; i++)                       \
+				dst[count[(key(src[i]) >> sh) & mask]++] =   \
+					src[i];                              \
+			t = src;                                             \
+			src = dst;                                           \
+			dst = t;                                             \
+		}                                                            \
+		if (src != k)                                                \
+			memcpy(k, src, n * sizeof(*k));                      \
 	}
-	if (src != k)
-		memcpy(k, src, n * sizeof(*k));
-}
 
-/* The same for offsets of 32 bits or more: (offset, index) pairs. */
-static void sort_wide(struct zs_key *k, struct zs_key *tmp, size_t n,
-		      unsigned int nbits)
-{
-	unsigned int digit = radix_digit(nbits);
-	size_t count[1 << ZS_RADIX_BITS];
-	struct zs_key *src = k, *dst = tmp, *t;
+/* offset << 32 | index: one word a key, the offset in its high half. */
+#define ZS_PACKED_KEY(e) (e)
+ZS_RADIX_SORT(sort_packed, uint64_t, ZS_PACKED_KEY, 32)
 
-	for (unsigned int sh = 0; digit && sh < nbits; sh += digit) {
-		size_t sum = 0, mask = (1ULL << digit) - 1;
-
-		memset(count, 0, sizeof(count));
-		for (size_t i = 0; i < n; i++)
-			count[(src[i].addr >> sh) & mask]++;
-		for (size_t d = 0; d <= mask; d++) {
-			size_t c = count[d];
-
-			count[d] = sum;
-			sum += c;
-		}
-		for (size_t i = 0; i < n; i++)
-			dst[count[(src[i].addr >> sh) & mask]++] = src[i];
-		t = src;
-		src = dst;
-		dst = t;
-	}
-	if (src != k)
-		memcpy(k, src, n * sizeof(*k));
-}
+/* Offsets of 32 bits or more: (offset, index) pairs. */
+#define ZS_WIDE_KEY(e) ((e).addr)
+ZS_RADIX_SORT(sort_wide, struct zs_key, ZS_WIDE_KEY, 0)
 
 /*
  * The caller's indexes in address order, into *ord (NULL: already in
