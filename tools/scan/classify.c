@@ -596,6 +596,12 @@ struct batch {
 	struct piece *pc;
 	size_t npc, niov, bytes;
 	uint64_t iov_end;
+	/*
+	 * The copied span the last range was in: the next is most often in
+	 * it too (the root gaps between blocks with headers, millions of
+	 * them), and then needs no lookup.
+	 */
+	const struct zs_span *span;
 };
 
 static int batch_flush(struct batch *bt)
@@ -692,12 +698,15 @@ static const struct zs_span *copied(const struct zs_mark *m, uint64_t lo,
 	return &m->span[a];
 }
 
-/* Adds a remote range of any length, in pieces of at most buf_len. */
-static int batch_add_range(struct batch *bt, uint64_t lo, uint64_t hi,
-			   uint32_t blk)
+/*
+ * Adds a range of any length: one in the copy is scanned at once, a remote
+ * one is read in pieces of at most buf_len.
+ */
+static inline int batch_add_range(struct batch *bt, uint64_t lo, uint64_t hi,
+				  uint32_t blk)
 {
 	struct zs_mark *m = bt->m;
-	const struct zs_span *sp;
+	const struct zs_span *sp = bt->span;
 	uint64_t step;
 	int err;
 
@@ -705,7 +714,8 @@ static int batch_add_range(struct batch *bt, uint64_t lo, uint64_t hi,
 	hi &= ~7ULL;
 	if (lo >= hi)
 		return 0;
-	sp = copied(m, lo, hi);
+	if (!sp || lo < sp->lo || hi > sp->cend)
+		sp = bt->span = copied(m, lo, hi);
 	if (sp) {
 		/* Already in local memory: scan it now. */
 		if (m->st) {
@@ -751,33 +761,8 @@ static size_t first_ending_above(const struct zs_mark *m, uint64_t a)
 	return lo;
 }
 
-/*
- * The root bytes between two blocks; those in the copy are scanned at
- * once, with no lookup: blocks with headers leave millions of such gaps.
- */
-static inline int root_gap(struct batch *bt, const struct zs_span **sp,
-			   uint64_t lo, uint64_t hi)
-{
-	struct zs_mark *m = bt->m;
-
-	lo = (lo + 7) & ~7ULL;
-	hi &= ~7ULL;
-	if (lo >= hi)
-		return 0;
-	if (!*sp || lo < (*sp)->lo || hi > (*sp)->cend)
-		*sp = copied(m, lo, hi);
-	if (!*sp)
-		return batch_add_range(bt, lo, hi, ZS_ROOT);
-	if (m->st) {
-		m->st->scanned_bytes += hi - lo;
-		m->st->root_bytes += hi - lo;
-	}
-	return scan_words(m, (*sp)->copy + (lo - (*sp)->lo), hi - lo, true);
-}
-
 int zs_mark_roots(struct zs_mark *m, const struct zs_ranges *roots)
 {
-	const struct zs_span *sp = NULL;
 	struct batch bt;
 	uint64_t c, top;
 	size_t j;
@@ -792,7 +777,8 @@ int zs_mark_roots(struct zs_mark *m, const struct zs_ranges *roots)
 		/* The candidates' bytes are not roots: scan around them. */
 		for (j = first_ending_above(m, c);
 		     j < m->n && m->blk[j].lo < top; j++) {
-			err = root_gap(&bt, &sp, c, m->blk[j].lo);
+			/* The root bytes between two blocks. */
+			err = batch_add_range(&bt, c, m->blk[j].lo, ZS_ROOT);
 			if (err)
 				break;
 			if (m->blk[j].end > c)
