@@ -29,6 +29,7 @@
  * the target (include/zmalloc_sampling.h; tools/ztrace/sample_live.c): the
  * FREE kind and every live figure are computed there, not here.
  */
+#define ZT_SAMPLE_ARGS 5 /* ptr, requested, usable, weight, stack hash */
 #define ZT_SHIST_ALLOC 0 /* sample_alloc, by requested size (the map) */
 #define ZT_SHIST_FREE 1 /* samples found freed (user space only) */
 #define ZT_SHIST_KINDS 2
@@ -124,6 +125,13 @@ struct zt_live_blocks {
 	struct zt_block blk[ZT_LIVE_WAYS];
 };
 
+/*
+ * Sampled mode: bit i % 64 of word i / 64 of the live_used map is set once
+ * bucket i holds a way. A sample's way is reused, never cleared, so user
+ * space reads only the buckets marked instead of the whole table.
+ */
+#define ZT_USED_BITS 64
+
 /* The stack_totals map's value; the key is a stack id (__u32); per CPU. */
 struct zt_stack_totals {
 	__u64 allocs;
@@ -181,6 +189,7 @@ struct zt_counters {
 	__u64 sample_stacks_read; /* samples whose stack was not known by hash */
 	__u64 sample_stacks_walked; /* of which walked: the library wrote none */
 	__u64 sample_hash_mismatches; /* samples: hash != its written frames' */
+	__u64 stacks_stored; /* stacks that entered the stacks map */
 };
 
 #endif /* ZTRACE_H */

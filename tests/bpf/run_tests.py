@@ -666,11 +666,12 @@ def anon_mappings(pid):
     return sizes
 
 
-def test_sample_cmd_hist_estimates():
-    """--sample: estimated bytes and blocks per log2 bucket within 10%."""
+def sample_hist_estimates(env, in_registers):
+    """hist --sample=32K under ENV: estimated bytes and blocks per log2
+    bucket within 10%; IN_REGISTERS, how the program read the arguments."""
     path = out_path("sample-hist.json")
     p = subprocess.run([ZTRACE, "hist", "--sample=32K", "--json", "-o", path,
-                        "--", WORKLOAD, "sample"], env=SAMPLE_ENV,
+                        "--", WORKLOAD, "sample"], env=env,
                        capture_output=True, text=True, timeout=120)
     eq(p.returncode, 0, "exit status (stderr %r)" % p.stderr)
     check("ZMALLOC_SAMPLE_BYTES=32768 set for the command" in p.stderr,
@@ -691,6 +692,20 @@ def test_sample_cmd_hist_estimates():
     check(doc["events"]["estimated"] and doc["live"]["estimated"],
           "events and live figures not labelled estimates")
     check_used_memory(doc, sync_used(p.stdout, "end"))
+    eq(doc["sampling"]["args_in_registers"], in_registers,
+       "sample_alloc's arguments read from registers")
+
+
+def test_sample_cmd_hist_estimates():
+    """--sample: estimated bytes and blocks per log2 bucket within 10%;
+    the library's one sample_alloc site: arguments from its registers."""
+    sample_hist_estimates(SAMPLE_ENV, True)
+
+
+def test_sample_args_from_specs():
+    """ZTRACE_USDT_SPECS=1: each hit reads its site's argument spec, and
+    the estimates are the same."""
+    sample_hist_estimates(dict(SAMPLE_ENV, ZTRACE_USDT_SPECS="1"), False)
 
 
 def test_sample_pid_leaks_estimates():

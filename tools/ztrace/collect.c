@@ -269,34 +269,57 @@ static inline __u64 way_load(const struct zt_live_bucket *b, int w)
 	return __atomic_load_n(&b->ptr[w], __ATOMIC_RELAXED);
 }
 
-/* The live table, read in place (mapped by probes.c): no syscalls. */
+/* Bucket I's taken ways, to FN. */
+static int bucket_ways(const struct zt_probes *p, size_t i,
+		       int (*fn)(void *arg, __u64 ptr,
+				 const struct zt_block *b),
+		       void *arg)
+{
+	const struct zt_live_bucket *v = &p->live[i];
+	int w, err = 0;
+
+	/* Most buckets are empty: one test of all four ways skips one. */
+	if (!(way_load(v, 0) | way_load(v, 1) | way_load(v, 2) |
+	      way_load(v, 3)))
+		return 0;
+	for (w = 0; !err && w < ZT_LIVE_WAYS; w++) {
+		__u64 ptr = __atomic_load_n(&v->ptr[w], __ATOMIC_ACQUIRE);
+		struct zt_block b;
+
+		if (!ptr)
+			continue;
+		b = p->live_blocks[i].blk[w];
+		err = fn(arg, ptr, &b);
+	}
+	return err;
+}
+
+/*
+ * The live table, read in place (mapped by probes.c): no syscalls. The
+ * ways first, 40 bytes a bucket, their blocks only when taken (a way
+ * taken meanwhile is the next report's). In sampled mode only the buckets
+ * marked in use are read: at --max-samples' default that is a 4 KiB
+ * bitmap instead of a 1.3 MiB table at each refresh.
+ */
 static int each_way(const struct zt_probes *p,
 		    int (*fn)(void *arg, __u64 ptr, const struct zt_block *b),
 		    void *arg)
 {
 	size_t n = bpf_map__max_entries(p->skel->maps.live), i;
-	const struct zt_live_bucket *v = p->live;
-	int w, err = 0;
+	__u64 used;
+	int err = 0;
 
-	/*
-	 * The ways first: 40 bytes a bucket, their blocks only when taken.
-	 * Most buckets are empty: one test of all four ways skips one (a
-	 * way taken meanwhile is the next report's).
-	 */
-	for (i = 0; !err && i < n; i++) {
-		if (!(way_load(&v[i], 0) | way_load(&v[i], 1) |
-		      way_load(&v[i], 2) | way_load(&v[i], 3)))
-			continue;
-		for (w = 0; !err && w < ZT_LIVE_WAYS; w++) {
-			__u64 ptr =
-				__atomic_load_n(&v[i].ptr[w], __ATOMIC_ACQUIRE);
-			struct zt_block b;
-
-			if (!ptr)
-				continue;
-			b = p->live_blocks[i].blk[w];
-			err = fn(arg, ptr, &b);
-		}
+	if (!p->live_used) {
+		for (i = 0; !err && i < n; i++)
+			err = bucket_ways(p, i, fn, arg);
+		return err;
+	}
+	for (i = 0; !err && i < n; i += ZT_USED_BITS) {
+		used = __atomic_load_n(&p->live_used[i / ZT_USED_BITS],
+				       __ATOMIC_ACQUIRE);
+		for (; !err && used; used &= used - 1)
+			err = bucket_ways(p, i + __builtin_ctzll(used), fn,
+					  arg);
 	}
 	return err;
 }
@@ -532,6 +555,18 @@ __u32 totals_slot(const struct zt_probes *p, __u32 stack_id)
 {
 	return stack_id == ZT_STACK_NONE ? p->skel->rodata->totals_none_slot :
 					   stack_id;
+}
+
+int collect_stacks_stored(const struct zt_probes *p, __u64 *n)
+{
+	struct zt_counters c;
+	__u32 key = 0;
+	int err;
+
+	err = lookup_percpu_sum(bpf_map__fd(p->skel->maps.counters), &key, &c,
+				sizeof(c), p->ncpus);
+	*n = err ? 0 : c.stacks_stored;
+	return err;
 }
 
 int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n)

@@ -111,5 +111,7 @@ int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
 __u32 totals_slot(const struct zt_probes *p, __u32 stack_id);
 /* Ids of every stack stored so far, for symbolizing ahead of time. */
 int collect_stack_ids(const struct zt_probes *p, __u32 **ids, size_t *n);
+/* How many stacks have entered the stacks map: one syscall, no walk. */
+int collect_stacks_stored(const struct zt_probes *p, __u64 *n);
 
 #endif /* ZT_COLLECT_H */

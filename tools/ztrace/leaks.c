@@ -17,7 +17,8 @@
 #include "report.h"
 #include "session.h"
 
-void leaks_refresh(struct zt_session *s)
+/* Symbolize the stacks stored that are not yet, while the target runs. */
+static void symbolize_new_stacks(struct zt_session *s)
 {
 	__u64 ips[ZT_MAX_STACK_DEPTH];
 	bool refreshed = false;
@@ -42,6 +43,21 @@ void leaks_refresh(struct zt_session *s)
 	free(ids);
 }
 
+/*
+ * Each refresh: walking the stack map costs a syscall a stack, so it is
+ * walked only when stacks have been stored since the last walk.
+ */
+void leaks_refresh(struct zt_session *s)
+{
+	__u64 stored;
+
+	if (collect_stacks_stored(&s->probes, &stored) ||
+	    stored == s->stacks_symbolized)
+		return;
+	s->stacks_symbolized = stored;
+	symbolize_new_stacks(s);
+}
+
 const struct zt_sym_stack *leak_stack(struct zt_session *s, __u32 stack_id)
 {
 	__u64 ips[ZT_MAX_STACK_DEPTH];
@@ -50,7 +66,7 @@ const struct zt_sym_stack *leak_stack(struct zt_session *s, __u32 stack_id)
 	if (stack_id == ZT_STACK_NONE)
 		return NULL;
 	if (s->alive && !symbolized(&s->sym, stack_id))
-		leaks_refresh(s);
+		symbolize_new_stacks(s);
 	n = collect_stack(&s->probes, stack_id, ips, ZT_MAX_STACK_DEPTH);
 	if (n <= 0)
 		return NULL;

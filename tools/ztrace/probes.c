@@ -125,6 +125,10 @@ static int size_maps(struct zt_probes *p)
 	err = bpf_map__set_max_entries(s->maps.live, nbuckets);
 	if (!err)
 		err = bpf_map__set_max_entries(s->maps.live_blocks, nbuckets);
+	if (!err && p->sampled)
+		err = bpf_map__set_max_entries(s->maps.live_used,
+					       (nbuckets + ZT_USED_BITS - 1) /
+						       ZT_USED_BITS);
 	s->rodata->stack_depth = depth;
 	s->rodata->stack_mask = pow2_at_least(nstacks) - 1;
 	if (!err)
@@ -192,8 +196,11 @@ static void unmap_live_table(struct zt_probes *p)
 		munmap((void *)p->live, p->live_len);
 	if (p->live_blocks)
 		munmap((void *)p->live_blocks, p->live_blocks_len);
+	if (p->live_used)
+		munmap((void *)p->live_used, p->live_used_len);
 	p->live = NULL;
 	p->live_blocks = NULL;
+	p->live_used = NULL;
 }
 
 /*
@@ -210,7 +217,11 @@ static int map_live_table(struct zt_probes *p)
 		p->live_blocks = map_array(p->skel->maps.live_blocks,
 					   sizeof(*p->live_blocks),
 					   &p->live_blocks_len);
-	if (p->live && p->live_blocks)
+	if (p->live_blocks && p->sampled)
+		p->live_used = map_array(p->skel->maps.live_used,
+					 sizeof(*p->live_used),
+					 &p->live_used_len);
+	if (p->live && p->live_blocks && (p->live_used || !p->sampled))
 		return 0;
 	err = -errno;
 	p_err("cannot map the live table: %s", strerror(-err));
@@ -218,8 +229,31 @@ static int map_live_table(struct zt_probes *p)
 	return err;
 }
 
+/*
+ * Sampled mode: sample_alloc's arguments straight from their registers
+ * when the notes of PATH put them in the same ones at every site (the
+ * program reads each site's spec otherwise, as it does with
+ * ZTRACE_USDT_SPECS=1).
+ */
+static void fix_sample_regs(struct zt_probes *p, const char *path)
+{
+	const char *specs = getenv("ZTRACE_USDT_SPECS");
+	struct ztrace_bpf *s = p->skel;
+	short off[ZT_SAMPLE_ARGS];
+	int i;
+
+	if (!p->sampled || p->noop || (specs && !strcmp(specs, "1")) ||
+	    usdt_fixed_regs(path, ZMALLOC_PROBE_PROVIDER,
+			    ZMALLOC_PROBE_SAMPLE_ALLOC, ZT_SAMPLE_ARGS, off))
+		return;
+	for (i = 0; i < ZT_SAMPLE_ARGS; i++)
+		s->rodata->sample_reg_off[i] = off[i];
+	s->rodata->sample_regs_fixed = true;
+	p->sample_regs_fixed = true;
+}
+
 /* With p->multi, a failure is quiet: the caller falls back. */
-static int probes_load(struct zt_probes *p)
+static int probes_load(struct zt_probes *p, const char *path)
 {
 	int err;
 
@@ -236,6 +270,7 @@ static int probes_load(struct zt_probes *p)
 		return err;
 	}
 	p->skel->rodata->capture_stacks = p->stacks;
+	fix_sample_regs(p, path);
 	set_autoload(p);
 	err = size_maps(p);
 	if (err) {
@@ -383,7 +418,7 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 	p->pid = pid;
 	p->multi = !(no_multi && !strcmp(no_multi, "1"));
 	if (p->multi) {
-		err = probes_load(p);
+		err = probes_load(p, path);
 		if (!err) {
 			err = attach_multi(p, pid, path);
 			if (err != -EOPNOTSUPP)
@@ -394,7 +429,7 @@ int probes_open(struct zt_probes *p, pid_t pid, const char *path, bool stacks,
 		probes_destroy(p);
 		p->multi = false;
 	}
-	err = probes_load(p);
+	err = probes_load(p, path);
 	if (!err)
 		err = attach_libbpf(p, pid, path);
 out:

@@ -27,11 +27,13 @@ struct zt_probes {
 	bool noop;
 	bool sampled; /* on sample_alloc (--sample) */
 	bool multi; /* attached through uprobe_multi (usdt_multi.c) */
+	bool sample_regs_fixed; /* sample_alloc's arguments from registers */
 	pid_t pid; /* the target */
 	/* The live table (ztrace.h), mapped at load: ways, their blocks. */
 	const struct zt_live_bucket *live;
 	const struct zt_live_blocks *live_blocks;
-	size_t live_len, live_blocks_len; /* bytes mapped */
+	const __u64 *live_used; /* sampled mode: buckets in use (ztrace.h) */
+	size_t live_len, live_blocks_len, live_used_len; /* bytes mapped */
 	struct zt_sample_live *live_check; /* sampled mode: sample_live.h */
 };
 

@@ -321,6 +321,7 @@ static void json_sampled(struct jw *w, const struct zt_session *s)
 	jw_u64(w, "stacks_read", c->sample_stacks_read);
 	jw_u64(w, "stacks_walked", c->sample_stacks_walked);
 	jw_u64(w, "stack_hash_mismatches", c->sample_hash_mismatches);
+	jw_bool(w, "args_in_registers", s->probes.sample_regs_fixed);
 	jw_obj_end(w);
 	jw_obj(w, "events");
 	jw_bool(w, "estimated", true);

@@ -40,6 +40,7 @@ struct zt_session {
 	struct zt_snapshot cur; /* being reported */
 	__u64 attach_ns;
 	unsigned int seq; /* reports so far */
+	__u64 stacks_symbolized; /* stacks stored at the last refresh's look */
 	bool final_done;
 	bool report_now; /* SIGUSR1: a report now */
 	bool scan_requested; /* with a leak scan, in leaks */

@@ -371,3 +371,39 @@ out_free:
 	free(sites);
 	return err;
 }
+
+/* Argument I of SPEC is a whole 8-byte register, at *off in pt_regs. */
+static bool reg_arg(const struct usdt_spec *spec, int i, short *off)
+{
+	const struct usdt_arg_spec *a = &spec->args[i];
+
+	if (i >= spec->arg_cnt || a->arg_type != USDT_ARG_REG ||
+	    a->arg_bitshift || a->val_off)
+		return false;
+	*off = a->reg_off;
+	return true;
+}
+
+int usdt_fixed_regs(const char *path, const char *provider, const char *name,
+		    int n, short *off)
+{
+	struct usdt_site *sites;
+	size_t i, nsites;
+	short o;
+	int err, j;
+
+	sites = calloc(ZT_MAX_SITES, sizeof(*sites));
+	if (!sites)
+		return -ENOMEM;
+	err = read_sites(path, provider, name, sites, &nsites);
+	for (i = 0; !err && i < nsites; i++)
+		for (j = 0; !err && j < n; j++) {
+			if (!reg_arg(&sites[i].spec, j, &o) ||
+			    (i && o != off[j]))
+				err = -ENOENT;
+			else
+				off[j] = o;
+		}
+	free(sites);
+	return err;
+}

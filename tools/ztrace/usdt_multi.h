@@ -18,4 +18,13 @@ int usdt_multi_attach(const struct bpf_program *prog,
 		      const struct bpf_map *specs, __u32 *next_spec, pid_t pid,
 		      const char *path, const char *provider, const char *name);
 
+/*
+ * When every site of the probe has its first N arguments in the same
+ * 8-byte registers, their byte offsets in struct pt_regs into OFF[N] and
+ * 0; else -ENOENT (or -errno when the notes cannot be read). A program
+ * can then read those registers without looking up its site's spec.
+ */
+int usdt_fixed_regs(const char *path, const char *provider, const char *name,
+		    int n, short *off);
+
 #endif /* ZT_USDT_MULTI_H */
