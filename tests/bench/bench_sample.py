@@ -5,8 +5,12 @@
 # work (bench_sample_work: zmalloc/zfree of a mixed size, 1 and 2 threads)
 # untraced, under exact "ztrace leaks", and under "ztrace leaks --sample" at
 # the target's default rate (one sample per 512 KiB), side by side in one
-# run; and "ztrace noop --sample", programs that do nothing on the same
-# probe: the kernel entry alone, the floor of any uprobe-based tracer.
+# run; and two parts of that cost: "ztrace noop --sample", programs that
+# do nothing on the same probe (the library's sampling and the kernel
+# entry: the floor of any uprobe-based tracer), and "library": the
+# library's sampling with no tracer at all (the semaphore set to 1 by the
+# benchmark, the probe site a nop). floor - library is the kernel entry;
+# sampled - floor the BPF program.
 #
 # Method. The effect measured, one or two per cent, is less than what the
 # speed of this shared machine varies by from one second to the next, or
@@ -15,15 +19,16 @@
 #  - ztrace attaches with -p; a warm-up shows it the stacks, its next
 #    refresh (once a second) symbolizes them, and the timed phases follow:
 #    the steady state. Its start-up is printed apart.
-#  - PAIRS pairs of phases of PHASE_OPS operations (about 0.1 s): in one,
-#    sample_alloc's semaphore is as the kernel set it on attach; in the
-#    other the benchmark holds it at 0 (written into the target through
-#    /proc/PID/mem), so that the library neither counts down to a sample
-#    nor fires the probe: the untraced path, instruction for instruction.
-#    The order alternates, on-off then off-on.
-#  - A pair's ratio is its CPU time per operation (getrusage inside the
-#    target: the library's sampling, the uprobe and the BPF program are all
-#    charged to it), on over off. The median of every pair of every
+#  - PAIRS pairs of phases of PHASE_OPS operations (about 2.5 ms, short
+#    enough that the machine's speed barely drifts within a pair), run by
+#    the work itself ("toggle"): in one phase sample_alloc's semaphore is
+#    as the kernel set it on attach; in the other the work holds it at 0,
+#    so that the library neither counts down to a sample nor fires the
+#    probe: the untraced path, instruction for instruction. The order
+#    alternates, on-off then off-on, and the threads stay up throughout.
+#  - A pair's ratio is its CPU time per operation (each thread's own CPU
+#    clock: the library's sampling, the uprobe and the BPF program are
+#    all charged to it), on over off. The median of every pair of every
 #    process is printed, with the quartiles.
 # Exact tracing (about 40x) needs no such care: its own process runs
 # untraced, exact, untraced, attaching and detaching ztrace (a phase that
@@ -67,9 +72,11 @@ import tempfile
 import time
 
 ZTRACE, WORK = (os.path.abspath(a) for a in sys.argv[1:3])
-PAIRS = int(sys.argv[3]) if len(sys.argv) > 3 else 16
+PAIRS = int(sys.argv[3]) if len(sys.argv) > 3 else 400
 REPS = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-PHASE_OPS = 2000000
+PHASE_OPS = 50000  # about 2.5 ms
+WARM_OPS = 10000000
+STATS_OPS = 2000000
 EXACT_OPS = 1000000  # exact tracing is ~40x slower per event
 RATE_MIB = 100  # the allocation rate the CPU share is stated at
 RATE_SECONDS = 10
@@ -78,6 +85,7 @@ STATS = "/proc/sys/kernel/bpf_stats_enabled"
 TMP = tempfile.mkdtemp(prefix="zt-bench-sample-")
 SAMPLED = ["leaks", "--sample"]
 FLOOR = ["noop", "--sample"]
+LIBRARY = ["library"]  # no tracer: the library's sampling alone
 EXACT = ["leaks"]
 
 
@@ -152,14 +160,26 @@ class Work:
             sys.exit("bench_sample: no sample_alloc semaphore in %s" % lib)
         self.semaphore = base + int(m.group(1), 16)
 
-    def semaphore_value(self, value=None):
-        """sample_alloc's semaphore, read, or set to VALUE."""
+    def set_semaphore(self, value):
+        """Writes sample_alloc's semaphore, as a tracer's attach would."""
         with open("/proc/%d/mem" % self.pid, "r+b", buffering=0) as mem:
             mem.seek(self.semaphore)
-            if value is None:
-                return struct.unpack("<H", mem.read(2))[0]
             mem.write(struct.pack("<H", value))
-            return value
+
+    def toggle(self, ops, pairs):
+        """PAIRS pairs of phases of OPS operations, run by the work itself
+        ("toggle"): [(on, off)], each a dict like go()'s."""
+        self.p.stdin.write("toggle %d %d %x\n" % (ops, pairs, self.semaphore))
+        self.p.stdin.flush()
+        out = []
+        for _ in range(pairs):
+            m = read_line(self.p.stdout, r"pair ops=(\d+) on_ns=(\d+) "
+                          r"off_ns=(\d+) on_bytes=(\d+) off_bytes=(\d+)",
+                          "the work")
+            n, on_ns, off_ns, on_b, off_b = (int(g) for g in m.groups())
+            out.append(({"ops": n, "cpu_ns": on_ns, "bytes": on_b},
+                        {"ops": n, "cpu_ns": off_ns, "bytes": off_b}))
+        return out
 
     def close(self):
         self.p.stdin.write("quit\n")
@@ -168,7 +188,7 @@ class Work:
             sys.exit("bench_sample: the work failed")
 
 
-def attach(work, args, name, warm_ops=PHASE_OPS * 5):
+def attach(work, args, name, warm_ops=None):
     """ztrace ARGS on WORK, past its start-up: (process, JSON path, the
     start-up's CPU)."""
     out = os.path.join(TMP, "%s-%d.json" % (name, time.monotonic_ns()))
@@ -178,7 +198,7 @@ def attach(work, args, name, warm_ops=PHASE_OPS * 5):
     read_line(z.stderr, r"tracing PID", "ztrace")
     start = sched_ns(z.pid)
     settle(z.pid)
-    work.go(warm_ops)  # shows ztrace the stacks...
+    work.go(warm_ops or WARM_OPS)  # shows ztrace the stacks...
     time.sleep(1.2)  # ...which its next refresh symbolizes
     settle(z.pid)
     return z, out, sched_ns(z.pid) - start
@@ -201,35 +221,30 @@ def per_op(r):
     return r["cpu_ns"] / r["ops"]
 
 
-def pairs_of(work, n, ops, mibps=0):
-    """N pairs (on, off) of phases of OPS, the order alternating: on, the
-    semaphore as the kernel set it on attach; off, held at 0, the library
-    then takes the untraced path. The kernel's value is put back after."""
-    attached = work.semaphore_value()
-    pairs = []
+def library_alone(work):
+    """The library's part of the floor: the semaphore set to 1 with no
+    tracer attached, so that the library counts down and takes its
+    samples, but the probe site stays a nop: pairs (on, off)."""
+    work.find_semaphore()
+    work.set_semaphore(1)
     try:
-        for k in range(n):
-            got = {}
-            for on in ((True, False) if k % 2 == 0 else (False, True)):
-                work.semaphore_value(attached if on else 0)
-                got[on] = work.go(ops, mibps)
-            pairs.append((got[True], got[False]))
+        return {"pairs": work.toggle(PHASE_OPS, PAIRS)}
     finally:
-        work.semaphore_value(attached)
-    return pairs
+        work.set_semaphore(0)
 
 
 def toggled(work, args, name):
     """A session of ZTRACE ARGS on WORK: the pairs (on, off) of phases."""
+    if args == LIBRARY:
+        return library_alone(work)
     work.find_semaphore()
     z, out, startup = attach(work, args, name)
-    session = {"pairs": pairs_of(work, PAIRS, PHASE_OPS),
-               "startup_ns": startup}
+    session = {"pairs": work.toggle(PHASE_OPS, PAIRS), "startup_ns": startup}
     if args == SAMPLED:
         set_stats(True)
         try:
             for _ in range(2):
-                work.go(PHASE_OPS)
+                work.go(STATS_OPS)
         finally:
             set_stats(False)
     doc = detach(z, out)
@@ -238,7 +253,7 @@ def toggled(work, args, name):
         session["bpf_cnt"] = doc["bpf"]["run_cnt"]
         session["samples"] = doc["events"]["alloc_samples"]
         # Sampled: the warm-up, the on-phases and the stats phases.
-        session["ops"] = PHASE_OPS * (5 + PAIRS + 2)
+        session["ops"] = WARM_OPS + PHASE_OPS * PAIRS + 2 * STATS_OPS
     return session
 
 
@@ -291,7 +306,7 @@ def paced(threads):
             bpf, doc["bpf"]["run_cnt"] / (r["wall_ns"] / 1e9))
 
 
-def report(threads, sampled, floor, exacts):
+def report(threads, sampled, floor, library, exacts):
     print("\n%d thread%s: %d pairs of %d-operation phases per session, "
           "%d processes; exact: %d operations" %
           (threads, "s" if threads > 1 else "", PAIRS, PHASE_OPS, REPS,
@@ -304,7 +319,8 @@ def report(threads, sampled, floor, exacts):
     rs = ratios(sampled)
     fs = ratios(floor)
     print("  %-9s %8s %17s" % ("config", "cpu", "quartiles"))
-    for name, xs in (("sampled", rs), ("floor", fs)):
+    for name, xs in (("sampled", rs), ("floor", fs),
+                     ("library", ratios(library))):
         q1, med, q3 = quartiles(xs)
         print("  %-9s %7.3fx %8.3f-%.3f" % (name, med, q1, q3))
     print("  %-9s %7.2fx   (range %.2f-%.2f)" %
@@ -334,20 +350,23 @@ def main():
               "pairs of %d processes" % REPS)
         shares = {}
         for threads in (1, 2):
-            sampled, floor, exacts = [], [], []
+            runs = {"sampled": [], "noop": [], "library": []}
+            exacts = []
             for rep in range(REPS):
                 work = Work(threads)
-                work.go(PHASE_OPS)
-                order = ((SAMPLED, FLOOR) if rep % 2 == 0 else
-                         (FLOOR, SAMPLED))
+                work.go(STATS_OPS)
+                order = [LIBRARY, SAMPLED, FLOOR]
+                if rep % 2:
+                    order.reverse()
                 for args in order:
-                    s = toggled(work, args, args[0])
-                    (sampled if args == SAMPLED else floor).append(s)
+                    runs[args[0] if args != SAMPLED else "sampled"].append(
+                        toggled(work, args, args[0]))
                 work.close()
                 work = Work(threads)
                 exacts.append(exact(work))
                 work.close()
-            shares[threads] = report(threads, sampled, floor, exacts)
+            shares[threads] = report(threads, runs["sampled"], runs["noop"],
+                                     runs["library"], exacts)
         print("\nsampled tracing at %d MiB/s of allocation (share of one "
               "CPU):" % RATE_MIB)
         for threads, (ratio, per_byte, bpf_fast) in shares.items():

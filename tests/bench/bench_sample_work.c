@@ -17,11 +17,24 @@
  * thread over the phase (getrusage), the BPF programs' run time included.
  * "go OPS MIBPS" holds each thread to its share of MIBPS MiB a second of
  * allocation, sleeping between batches (a service's pace, not a
- * benchmark's). It exits at end of input or on a line "quit".
+ * benchmark's).
+ *
+ * "toggle OPS PAIRS ADDR" runs PAIRS pairs of phases of OPS operations,
+ * with the 16-bit word at ADDR (sample_alloc's semaphore, as the kernel
+ * set it) as it is in one phase and 0 in the other, the order
+ * alternating, and puts it back; the threads stay up across phases, so a
+ * phase costs no thread start. After each pair it prints
+ *
+ *   ZT_BENCH pair ops=N on_ns=A off_ns=B on_bytes=C off_bytes=D
+ *
+ * on_ns and off_ns: the threads' CPU time over the phase
+ * (CLOCK_THREAD_CPUTIME_ID, barrier waits left out). It exits at end of
+ * input or on a line "quit".
  *
  * Usage: bench_sample_work THREADS
-  */
+ */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -38,6 +51,15 @@ struct worker {
 	double ns_per_byte; /* the pace; 0: as fast as it goes */
 	unsigned int seed;
 	unsigned long long bytes;
+	unsigned long long cpu_ns; /* toggle: this thread's, last phase */
+	struct toggle *tg; /* toggle: the phases it takes part in */
+};
+
+/* "toggle": the phases' start and end, shared by the threads and main. */
+struct toggle {
+	pthread_barrier_t start, done;
+	long ops; /* per thread and phase */
+	int stop;
 };
 
 static unsigned long long now_ns(void)
@@ -77,15 +99,23 @@ static void keep_pace(const struct worker *w, unsigned long long t0)
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
-static void *work(void *arg)
+static unsigned long long thread_cpu_ns(void)
 {
-	struct worker *w = arg;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* W's OPS allocations, in batches, then their frees, at W's pace. */
+static void run_ops(struct worker *w, long ops)
+{
 	unsigned long long t0 = now_ns();
 	void *v[BATCH];
 	long done;
 	int i;
 
-	for (done = 0; done < w->ops; done += BATCH) {
+	for (done = 0; done < ops; done += BATCH) {
 		for (i = 0; i < BATCH; i++) {
 			size_t n = next_size(&w->seed);
 
@@ -97,7 +127,86 @@ static void *work(void *arg)
 		if (w->ns_per_byte)
 			keep_pace(w, t0);
 	}
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+
+	run_ops(w, w->ops);
 	return NULL;
+}
+
+static void *toggle_work(void *arg)
+{
+	struct worker *w = arg;
+	unsigned long long c0;
+
+	for (;;) {
+		pthread_barrier_wait(&w->tg->start);
+		if (w->tg->stop)
+			return NULL;
+		c0 = thread_cpu_ns();
+		run_ops(w, w->tg->ops);
+		w->cpu_ns = thread_cpu_ns() - c0;
+		pthread_barrier_wait(&w->tg->done);
+	}
+}
+
+/* One phase of a toggle: the threads' CPU time and bytes. */
+static void toggle_phase(struct worker *w, int nthreads,
+			 unsigned long long *cpu, unsigned long long *bytes)
+{
+	int i;
+
+	for (i = 0; i < nthreads; i++)
+		w[i].bytes = 0;
+	pthread_barrier_wait(&w->tg->start);
+	pthread_barrier_wait(&w->tg->done);
+	*cpu = *bytes = 0;
+	for (i = 0; i < nthreads; i++) {
+		*cpu += w[i].cpu_ns;
+		*bytes += w[i].bytes;
+	}
+}
+
+static int toggle(struct worker *w, int nthreads, long ops, long pairs,
+		  volatile uint16_t *word)
+{
+	unsigned long long cpu[2], bytes[2];
+	uint16_t set = *word;
+	struct toggle tg = { .ops = ops / nthreads };
+	long k;
+	int i, j, on;
+
+	if (pthread_barrier_init(&tg.start, NULL, nthreads + 1) ||
+	    pthread_barrier_init(&tg.done, NULL, nthreads + 1))
+		return 1;
+	for (i = 0; i < nthreads; i++) {
+		w[i].tg = &tg;
+		w[i].ns_per_byte = 0;
+		if (pthread_create(&w[i].th, NULL, toggle_work, &w[i]))
+			return 1;
+	}
+	for (k = 0; k < pairs; k++) {
+		for (j = 0; j < 2; j++) {
+			on = (k & 1) ? !j : j;
+			*word = on ? set : 0;
+			toggle_phase(w, nthreads, &cpu[on], &bytes[on]);
+		}
+		printf("ZT_BENCH pair ops=%ld on_ns=%llu off_ns=%llu on_bytes=%llu off_bytes=%llu\n",
+		       tg.ops / BATCH * BATCH * nthreads, cpu[1], cpu[0],
+		       bytes[1], bytes[0]);
+	}
+	*word = set;
+	tg.stop = 1;
+	pthread_barrier_wait(&tg.start);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(w[i].th, NULL);
+	pthread_barrier_destroy(&tg.start);
+	pthread_barrier_destroy(&tg.done);
+	fflush(stdout);
+	return 0;
 }
 
 /* One phase: the threads' work, timed; 0, or 1 if a thread failed. */
@@ -132,9 +241,10 @@ int main(int argc, char **argv)
 {
 	int nthreads = argc > 1 ? atoi(argv[1]) : 1, i, err = 0;
 	struct worker *w;
+	unsigned long addr;
 	double mibps;
-	char line[64];
-	long ops;
+	char line[128];
+	long ops, pairs;
 
 	if (nthreads < 1)
 		return 2;
@@ -148,6 +258,14 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	while (!err && fgets(line, sizeof(line), stdin)) {
 		mibps = 0;
+		if (sscanf(line, "toggle %ld %ld %lx", &ops, &pairs, &addr) ==
+		    3) {
+			err = ops < BATCH * nthreads ?
+				      2 :
+				      toggle(w, nthreads, ops, pairs,
+					     (volatile uint16_t *)addr);
+			continue;
+		}
 		if (sscanf(line, "go %ld %lf", &ops, &mibps) < 1)
 			break;
 		if (ops < BATCH * nthreads) {
