@@ -134,15 +134,15 @@ struct {
 } stack_totals SEC(".maps");
 
 /*
- * Sampled mode's allocation histogram, key = bucket, and per-stack totals
- * (see ztrace.h): the kernel sees samples enter only.
+ * Sampled mode's per-CPU state (ztrace.h), and per-stack totals (see
+ * ztrace.h): the kernel sees samples enter only.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ZT_HIST_BUCKETS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct zt_sample_slot);
-} sample_hist SEC(".maps");
+	__type(value, struct zt_sample_cpu);
+} sample_cpu SEC(".maps");
 
 /* Sized like stack_totals in sampled mode, to 1 otherwise; same slots. */
 struct {
@@ -154,13 +154,7 @@ struct {
 
 #define ADD(field, val) __sync_fetch_and_add(&(field), (val))
 
-/* The clock as last read on this CPU, its jiffy, and events since. */
-struct zt_clock {
-	__u64 jiffies;
-	__u64 ns;
-	__u64 seq;
-};
-
+/* Exact mode's clock per CPU (sampled mode's is in sample_cpu). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -176,15 +170,12 @@ struct {
  * the jiffies counter is a load: so the clock is read once a jiffy per
  * CPU. The low byte holds the CPU (no two CPUs give the same birth), and
  * each event in the jiffy adds 256 ns (no two events of a CPU do; an event
- * costs more, so a birth is not ahead of the clock).
+ * costs more, so a birth is not ahead of the clock). CK: this CPU's clock.
  */
-static __always_inline __u64 birth_ns(void)
+static __always_inline __u64 birth_ns(struct zt_clock *ck)
 {
 	__u64 j = bpf_jiffies64(), seq;
-	struct zt_clock *ck;
-	__u32 zero = 0;
 
-	ck = bpf_map_lookup_elem(&clock_cache, &zero);
 	if (!ck)
 		return bpf_ktime_get_ns();
 	if (ck->jiffies != j || !ck->ns) {
@@ -324,14 +315,12 @@ static __always_inline __u64 sample_milli(__u64 requested, __u64 weight)
 	return weight * ZT_MILLI / (requested ? requested : 1);
 }
 
-static __always_inline void sample_hist_add(__u64 requested, __u64 weight)
+static __always_inline void sample_hist_add(struct zt_sample_cpu *sc,
+					    __u64 requested, __u64 weight)
 {
-	struct zt_sample_slot *slot;
-	__u32 key = log2_bucket(requested);
+	struct zt_sample_slot *slot =
+		&sc->hist[log2_bucket(requested) & (ZT_HIST_BUCKETS - 1)];
 
-	slot = bpf_map_lookup_elem(&sample_hist, &key);
-	if (!slot)
-		return;
 	ADD(slot->samples, 1);
 	ADD(slot->requested, requested);
 	ADD(slot->weight, weight);
@@ -798,14 +787,14 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	struct zt_bucket b1, b2;
 	struct zt_stack_totals *t = NULL;
 	struct zt_block *blk;
-	__u32 stack_id = ZT_STACK_NONE, flags = 0, prev_tid = 0;
+	__u32 stack_id = ZT_STACK_NONE, flags = 0, prev_tid = 0, zero = 0;
 	__u64 ts = 0;
 	int w;
 
 	hist_add(ZT_HIST_ALLOC, requested, usable);
 	if (capture_stacks) {
 		/* Only leaks needs ages; hist and stat spare the clock. */
-		ts = birth_ns();
+		ts = birth_ns(bpf_map_lookup_elem(&clock_cache, &zero));
 		stack_id = get_stack(ctx, c, 0, 0);
 		t = get_totals(c, stack_id);
 		if (t) {
@@ -887,7 +876,8 @@ static __always_inline struct zt_block *sample_evict(const struct zt_bucket *b,
  * accounting than its way.
  */
 static __always_inline void sample_enter(struct pt_regs *ctx,
-					 struct zt_counters *c, __u64 ptr,
+					 struct zt_counters *c,
+					 struct zt_sample_cpu *sc, __u64 ptr,
 					 __u64 requested, __u64 weight,
 					 __u64 stack_hash)
 {
@@ -899,9 +889,9 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	__u64 ts = 0;
 	int w;
 
-	sample_hist_add(requested, weight);
+	sample_hist_add(sc, requested, weight);
 	if (capture_stacks) {
-		ts = birth_ns();
+		ts = birth_ns(&sc->clock);
 		stack_id = get_stack(ctx, c, ptr, stack_hash);
 		st = get_sample_totals(c, stack_id);
 		if (st) {
@@ -1099,18 +1089,21 @@ static __always_inline int sample_args(struct pt_regs *ctx, __u64 *out)
 SEC("usdt")
 int zt_sample_alloc(struct pt_regs *ctx)
 {
+	struct zt_sample_cpu *sc;
 	struct zt_counters *c;
 	__u64 a[ZT_SAMPLE_ARGS];
+	__u32 zero = 0;
 
 	c = get_counters();
-	if (!c)
+	sc = bpf_map_lookup_elem(&sample_cpu, &zero);
+	if (!c || !sc)
 		return 0;
 	if (sample_args(ctx, a)) {
 		ADD(c->drop_args, 1);
 		return 0;
 	}
-	ADD(c->sample_alloc_hits, 1);
-	sample_enter(ctx, c, a[0], a[1], a[3], a[4]);
+	ADD(sc->hits, 1);
+	sample_enter(ctx, c, sc, a[0], a[1], a[3], a[4]);
 	return 0;
 }
 

@@ -140,12 +140,32 @@ struct zt_stack_totals {
 	__s64 live_bytes; /* requested bytes still live */
 };
 
-/* One sample_hist slot (key = bucket; per CPU), and user space's too. */
+/* A bucket of sampled mode's histogram (zt_sample_cpu), and user space's. */
 struct zt_sample_slot {
 	__u64 samples;
 	__u64 requested; /* requested bytes of the samples themselves */
 	__u64 weight; /* sum of weights: the estimated bytes */
 	__u64 count_milli; /* sum of ZT_MILLI * weight / requested */
+};
+
+/* The clock as birth_ns() last read it on a CPU, its jiffy, events since. */
+struct zt_clock {
+	__u64 jiffies;
+	__u64 ns;
+	__u64 seq;
+};
+
+/*
+ * Sampled mode's per-CPU state, the one slot of the sample_cpu map: the
+ * clock, the probe hits, the allocation histogram (index = bucket). One
+ * value, so that a sample, which finds the caches cold, touches one
+ * per-CPU area: the clock's line and its bucket's. User space sums the
+ * CPUs' hits and hist (the clock's sum means nothing).
+ */
+struct zt_sample_cpu {
+	struct zt_clock clock;
+	__u64 hits; /* sample_alloc hits */
+	struct zt_sample_slot hist[ZT_HIST_BUCKETS];
 };
 
 /*
@@ -184,7 +204,7 @@ struct zt_counters {
 	__u64 drop_stack_error; /* user stack could not be walked or stored */
 	__u64 drop_totals_full; /* stack_totals map full */
 	__u64 drop_args; /* probe hits whose arguments could not be read */
-	__u64 sample_alloc_hits; /* sampled mode: probe hits, counted apart */
+	__u64 sample_alloc_hits; /* sampled mode: from zt_sample_cpu.hits */
 	__u64 sample_ways_reused; /* ways of freed samples taken, table full */
 	__u64 sample_stacks_read; /* samples whose stack was not known by hash */
 	__u64 sample_stacks_walked; /* of which walked: the library wrote none */

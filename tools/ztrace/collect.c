@@ -80,17 +80,26 @@ static void derive(struct zt_snapshot *s)
 			 c->drop_live_usable;
 }
 
-/* The kernel's half of the sampled histograms: ALLOC (see ztrace.h). */
+/*
+ * The kernel's half of the sampled histograms, ALLOC, and the probe's
+ * hits: the CPUs' sample_cpu summed (ztrace.h).
+ */
 static int collect_sample_hist(const struct zt_probes *p, struct zt_snapshot *s)
 {
-	int fd = bpf_map__fd(p->skel->maps.sample_hist);
-	int err = 0;
-	__u32 b;
+	int fd = bpf_map__fd(p->skel->maps.sample_cpu);
+	struct zt_sample_cpu *sum;
+	__u32 key = 0;
+	int err;
 
-	for (b = 0; !err && b < ZT_HIST_BUCKETS; b++)
-		err = lookup_percpu_sum(fd, &b, &s->shist[ZT_SHIST_ALLOC][b],
-					sizeof(s->shist[ZT_SHIST_ALLOC][b]),
-					p->ncpus);
+	sum = malloc(sizeof(*sum));
+	if (!sum)
+		return -ENOMEM;
+	err = lookup_percpu_sum(fd, &key, sum, sizeof(*sum), p->ncpus);
+	if (!err) {
+		memcpy(s->shist[ZT_SHIST_ALLOC], sum->hist, sizeof(sum->hist));
+		s->c.sample_alloc_hits = sum->hits;
+	}
+	free(sum);
 	return err;
 }
 
