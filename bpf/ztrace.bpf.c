@@ -108,18 +108,19 @@ struct {
 } stack_scratch SEC(".maps");
 
 /*
- * The key (stack_key()) of the stack stored under each stack id, 0 while
- * none is: a stack seen before is then known by one word instead of its
- * frames, and a sample's by the hash the library hands sample_alloc,
- * without reading its frames from the target at all. Sized to the ids'
- * range before load.
+ * Each stack id's slot (ztrace.h): the key (stack_key()) of the stack
+ * stored under it, by which a stack seen before is known by one word
+ * instead of its frames, and a sample's by the hash the library hands
+ * sample_alloc, without reading its frames from the target at all; and
+ * sampled mode's per-stack totals. Sized to the ids' range plus the slot
+ * of the samples without a stack (totals_none_slot) before load.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, ZT_DEFAULT_MAX_STACKS);
+	__uint(max_entries, ZT_DEFAULT_MAX_STACKS + 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} stack_keys SEC(".maps");
+	__type(value, struct zt_stack_slot);
+} stack_slots SEC(".maps");
 
 /*
  * Indexed by stack id: ids are below stack_mask + 1, and the slot after
@@ -133,24 +134,13 @@ struct {
 	__type(value, struct zt_stack_totals);
 } stack_totals SEC(".maps");
 
-/*
- * Sampled mode's per-CPU state (ztrace.h), and per-stack totals (see
- * ztrace.h): the kernel sees samples enter only.
- */
+/* Sampled mode's per-CPU state (ztrace.h): samples enter only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct zt_sample_cpu);
 } sample_cpu SEC(".maps");
-
-/* Sized like stack_totals in sampled mode, to 1 otherwise; same slots. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ZT_DEFAULT_MAX_STACKS + 1);
-	__type(key, __u32);
-	__type(value, struct zt_sample_totals);
-} sample_totals SEC(".maps");
 
 #define ADD(field, val) __sync_fetch_and_add(&(field), (val))
 
@@ -327,13 +317,13 @@ static __always_inline void sample_hist_add(struct zt_sample_cpu *sc,
 	ADD(slot->count_milli, sample_milli(requested, weight));
 }
 
-static __always_inline struct zt_sample_totals *
+static __always_inline struct zt_stack_slot *
 get_sample_totals(struct zt_counters *c, __u32 stack_id)
 {
 	__u32 slot = stack_id == ZT_STACK_NONE ? totals_none_slot : stack_id;
-	struct zt_sample_totals *t;
+	struct zt_stack_slot *t;
 
-	t = bpf_map_lookup_elem(&sample_totals, &slot);
+	t = bpf_map_lookup_elem(&stack_slots, &slot);
 	if (!t)
 		ADD(c->drop_totals_full, 1);
 	return t;
@@ -462,13 +452,13 @@ static __always_inline bool same_stack(const __u64 *a, const __u64 *b)
 static __always_inline __u32 known_stack(__u64 key)
 {
 	__u32 id = stack_slot(key), k;
-	__u64 *known;
+	struct zt_stack_slot *known;
 
 	for (k = 0; k < ZT_STACK_PROBES; k++, id = (id + 1) & stack_mask) {
-		known = bpf_map_lookup_elem(&stack_keys, &id);
-		if (!known || !*known)
+		known = bpf_map_lookup_elem(&stack_slots, &id);
+		if (!known || !known->key)
 			break;
-		if (*known == key)
+		if (known->key == key)
 			return id;
 	}
 	return ZT_STACK_NONE;
@@ -485,24 +475,25 @@ static __always_inline __u32 known_stack(__u64 key)
 static __always_inline __u32 store_stack(struct zt_counters *c,
 					 const __u64 *ips, __u64 key)
 {
+	struct zt_stack_slot *known;
 	__u32 id = stack_slot(key), k;
-	__u64 *old, *known;
+	__u64 *old;
 	long err;
 
 	for (k = 0; k < ZT_STACK_PROBES; k++, id = (id + 1) & stack_mask) {
-		known = bpf_map_lookup_elem(&stack_keys, &id);
+		known = bpf_map_lookup_elem(&stack_slots, &id);
 		if (!known)
 			goto out_error;
-		if (*known == key)
+		if (known->key == key)
 			return id;
-		if (*known)
+		if (known->key)
 			continue; /* another stack's id */
 		old = bpf_map_lookup_elem(&stacks, &id);
 		if (!old) {
 			err = bpf_map_update_elem(&stacks, &id, ips,
 						  BPF_NOEXIST);
 			if (!err) {
-				WRITE_ONCE(*known, key);
+				WRITE_ONCE(known->key, key);
 				ADD(c->stacks_stored, 1);
 				return id;
 			}
@@ -514,7 +505,7 @@ static __always_inline __u32 store_stack(struct zt_counters *c,
 				goto out_error;
 		}
 		if (same_stack(ips, old)) {
-			WRITE_ONCE(*known, key);
+			WRITE_ONCE(known->key, key);
 			return id;
 		}
 	}
@@ -566,26 +557,18 @@ static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
  * program on the same CPU then runs to its end before the first resumes.
  * That one finds the buffer busy and drops its stack (counted) rather than
  * overwrite a walk half done. A sample's stack is read, not walked, when
- * SAMPLE is its block's address; HASH is the library's hash of it, by
- * which a stack already stored is known without reading it. That hash
+ * SAMPLE is its block's address; KEY, when not 0, is the key the library's
+ * hash gave it (get_stack()), checked against the frames read. That hash
  * covers the library's frames, so it stands for the stack only when
  * --stack-depth keeps exactly those and the probe's address.
  */
-static __always_inline __u32 get_stack(struct pt_regs *ctx,
-				       struct zt_counters *c, __u64 sample,
-				       __u64 hash)
+static __noinline __u32 read_stack(struct pt_regs *ctx, struct zt_counters *c,
+				   __u64 sample, __u64 key)
 {
-	bool by_hash = hash && stack_depth == ZT_SAMPLE_FRAMES + 1;
-	__u64 *buf, *ips, key = 0, frames_key;
+	__u64 *buf, *ips, frames_key;
 	__u32 zero = 0, id;
 	bool read = false;
 
-	if (by_hash) {
-		key = stack_key_of(hash, PT_REGS_IP(ctx));
-		id = known_stack(key);
-		if (id != ZT_STACK_NONE)
-			return id;
-	}
 	buf = bpf_map_lookup_elem(&stack_scratch, &zero);
 	if (!buf || buf[0]) {
 		ADD(c->drop_stack_error, 1);
@@ -607,11 +590,33 @@ static __always_inline __u32 get_stack(struct pt_regs *ctx,
 	 * hash is checked against the frames it wrote, not against a walk.
 	 */
 	frames_key = stack_key(ips);
-	if (by_hash && read && frames_key != key)
+	if (key && read && frames_key != key)
 		ADD(c->sample_hash_mismatches, 1);
 	id = store_stack(c, ips, frames_key);
 	WRITE_ONCE(buf[0], 0);
 	return id;
+}
+
+/*
+ * The stack's id. A sample's known by its hash is the fast path, inline;
+ * the rest, a walk or a read and a store, is read_stack(), a subprogram
+ * out of the way: a sample runs cold, and the code it runs is then lines
+ * to fetch too.
+ */
+static __always_inline __u32 get_stack(struct pt_regs *ctx,
+				       struct zt_counters *c, __u64 sample,
+				       __u64 hash)
+{
+	__u64 key = 0;
+	__u32 id;
+
+	if (hash && stack_depth == ZT_SAMPLE_FRAMES + 1) {
+		key = stack_key_of(hash, PT_REGS_IP(ctx));
+		id = known_stack(key);
+		if (id != ZT_STACK_NONE)
+			return id;
+	}
+	return read_stack(ctx, c, sample, key);
 }
 
 /* Account a tracked block that is leaving (freed, moved, or stale). */
@@ -837,14 +842,13 @@ static __always_inline void block_enter(struct pt_regs *ctx,
  * cache of freed pages), or on a live sample's page swapped out: such a
  * way is taken only when no way is known freed.
  */
-static __always_inline struct zt_block *sample_evict(const struct zt_bucket *b,
-						     __u64 ptr)
+static __noinline int sample_evict(const struct zt_bucket *b, __u64 ptr)
 {
 	__u64 old, live, gone = 0;
 	int w, gone_way = 0;
 
 	if (!b->ways)
-		return NULL;
+		return -1;
 #pragma unroll
 	for (w = 0; w < ZT_LIVE_WAYS; w++) {
 		old = READ_ONCE(b->ways->ptr[w]);
@@ -860,13 +864,13 @@ static __always_inline struct zt_block *sample_evict(const struct zt_bucket *b,
 			continue;
 		if (__sync_val_compare_and_swap(&b->ways->ptr[w], old, ptr) ==
 		    old)
-			return block_of(b, w);
+			return w;
 	}
 	gone_way &= ZT_LIVE_WAYS - 1;
 	if (gone && __sync_val_compare_and_swap(&b->ways->ptr[gone_way], gone,
 						ptr) == gone)
-		return block_of(b, gone_way);
-	return NULL;
+		return gone_way;
+	return -1;
 }
 
 /*
@@ -883,7 +887,7 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 {
 	const struct zt_bucket *bk;
 	struct zt_bucket b1, b2;
-	struct zt_sample_totals *st;
+	struct zt_stack_slot *st;
 	struct zt_block *blk;
 	__u32 stack_id = ZT_STACK_NONE;
 	__u64 ts = 0;
@@ -909,11 +913,16 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	}
 	if (!blk) {
 		/* Both full: b1 is marked spilled, b2 holds ways too. */
-		blk = sample_evict(&b1, ptr);
-		if (!blk)
-			blk = sample_evict(&b2, ptr);
-		if (blk)
+		bk = &b1;
+		w = sample_evict(bk, ptr);
+		if (w < 0) {
+			bk = &b2;
+			w = sample_evict(bk, ptr);
+		}
+		if (w >= 0) {
+			blk = block_of(bk, w);
 			ADD(c->sample_ways_reused, 1);
+		}
 	}
 	if (!blk) {
 		ADD(c->drop_live_full, 1);
@@ -1066,6 +1075,12 @@ int zt_oom(struct pt_regs *ctx)
 	return on_oom(a[0]);
 }
 
+/* Out of line: only a library whose sites disagree takes it. */
+static __noinline int sample_args_by_spec(struct pt_regs *ctx, __u64 *out)
+{
+	return usdt_args(ctx, out, 4, ZT_SAMPLE_ARGS);
+}
+
 /*
  * sample_alloc's arguments into OUT[ZT_SAMPLE_ARGS]; 0 or -errno. Past
  * the fourth they are 0 when the probe has only four: the stack's hash is
@@ -1077,7 +1092,7 @@ static __always_inline int sample_args(struct pt_regs *ctx, __u64 *out)
 	int i;
 
 	if (!sample_regs_fixed)
-		return usdt_args(ctx, out, 4, ZT_SAMPLE_ARGS);
+		return sample_args_by_spec(ctx, out);
 	__builtin_memcpy(regs, ctx, sizeof(regs));
 #pragma unroll
 	for (i = 0; i < ZT_SAMPLE_ARGS; i++)

@@ -169,10 +169,14 @@ struct zt_sample_cpu {
 };
 
 /*
- * The sample_totals map's value, per stack id (sampled mode); per CPU. What
- * was allocated since attach; what is live, user space computes.
+ * A stack id's slot, the stack_slots map's value: the key of the stack
+ * stored under the id (0 while none is), and in sampled mode what its
+ * samples allocated since attach (what is live, user space computes).
+ * Not per CPU, so that a sample finds its stack and adds to its totals in
+ * one line; samples come seldom enough that the line is not contended.
  */
-struct zt_sample_totals {
+struct zt_stack_slot {
+	__u64 key;
 	__u64 samples;
 	__u64 weight;
 	__u64 count_milli;

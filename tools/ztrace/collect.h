@@ -62,7 +62,7 @@ struct zt_leak {
 	__s64 total_live_bytes;
 	/*
 	 * Sampled mode: blocks and bytes above count the samples themselves
-	 * (total_* from sample_totals: samples and weights); these are the
+	 * (total_* from the stack slots: samples and weights); these are the
 	 * estimates of what they stand for.
 	 */
 	__u64 est_bytes; /* sum of the weights */

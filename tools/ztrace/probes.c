@@ -137,8 +137,8 @@ static int size_maps(struct zt_probes *p)
 		err = bpf_map__set_value_size(s->maps.stacks,
 					      depth * sizeof(__u64));
 	if (!err)
-		err = bpf_map__set_max_entries(s->maps.stack_keys,
-					       pow2_at_least(nstacks));
+		err = bpf_map__set_max_entries(s->maps.stack_slots,
+					       pow2_at_least(nstacks) + 1);
 	/* Its head (ztrace.h), then room for a sample's frames at any depth. */
 	if (!err)
 		err = bpf_map__set_value_size(
@@ -148,8 +148,8 @@ static int size_maps(struct zt_probes *p)
 						    ZT_SAMPLE_FRAMES + 1)) *
 				sizeof(__u64));
 	/*
-	 * Per-stack totals of one kind: exact, or sampled estimates. The
-	 * exact ones are an array indexed by stack id (a stack's hash masked
+	 * Per-stack totals of one kind: exact, or sampled estimates (in the
+	 * stack slots). Both are indexed by stack id (a stack's hash masked
 	 * to the stack map's size rounded up to a power of 2), plus one slot
 	 * for blocks without a stack.
 	 */
@@ -158,10 +158,6 @@ static int size_maps(struct zt_probes *p)
 		err = bpf_map__set_max_entries(
 			s->maps.stack_totals,
 			p->sampled ? 1 : pow2_at_least(nstacks) + 1);
-	if (!err)
-		err = bpf_map__set_max_entries(
-			s->maps.sample_totals,
-			p->sampled ? pow2_at_least(nstacks) + 1 : 1);
 	return err;
 }
 

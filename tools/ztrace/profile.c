@@ -54,28 +54,16 @@ out_free:
 static int read_sample_totals(const struct zt_probes *p, __u32 id,
 			      struct zt_stack_totals *t)
 {
-	int fd = bpf_map__fd(p->skel->maps.sample_totals);
+	int fd = bpf_map__fd(p->skel->maps.stack_slots);
 	__u32 slot = totals_slot(p, id);
-	struct zt_sample_totals *v, sum = {};
-	int cpu, err = 0;
+	struct zt_stack_slot v;
 
 	memset(t, 0, sizeof(*t));
-	v = calloc(p->ncpus, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &slot, v)) {
-		err = -errno;
-		goto out_free;
-	}
-	for (cpu = 0; cpu < p->ncpus; cpu++) {
-		sum.weight += v[cpu].weight;
-		sum.count_milli += v[cpu].count_milli;
-	}
-	t->allocs = (sum.count_milli + 500) / 1000;
-	t->bytes = sum.weight;
-out_free:
-	free(v);
-	return err;
+	if (bpf_map_lookup_elem(fd, &slot, &v))
+		return -errno;
+	t->allocs = (v.count_milli + 500) / 1000;
+	t->bytes = v.weight;
+	return 0;
 }
 
 static struct zt_prof_stack *prof_add(struct zt_profile *p, size_t *cap,
