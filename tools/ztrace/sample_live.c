@@ -61,64 +61,115 @@ static long read_headers(pid_t pid, const struct zt_live_entry *v, size_t n,
 	return got / (ssize_t)sizeof(*hdr);
 }
 
-static int by_ptr(const void *a, const void *b)
+/* (address, birth): a sample's identity; the table's slot for it. */
+static size_t verdict_slot(__u64 ptr, __u64 ts_ns, size_t cap)
 {
-	const struct zt_live_verdict *x = a, *y = b;
+	__u64 h =
+		(ptr ^ (ts_ns * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
 
-	if (x->ptr != y->ptr)
-		return x->ptr < y->ptr ? -1 : 1;
-	return x->ts_ns < y->ts_ns ? -1 : x->ts_ns > y->ts_ns;
+	return (size_t)(h >> 32) & (cap - 1);
+}
+
+/* The last check's verdict on an entry, or NULL if it had none. */
+static const struct zt_live_verdict *verdict_of(const struct zt_sample_live *sl,
+						const struct zt_live_entry *e)
+{
+	size_t i;
+
+	if (!sl->cap)
+		return NULL;
+	for (i = verdict_slot(e->ptr, e->b.ts_ns, sl->cap); sl->v[i].ptr;
+	     i = (i + 1) & (sl->cap - 1))
+		if (sl->v[i].ptr == e->ptr && sl->v[i].ts_ns == e->b.ts_ns)
+			return &sl->v[i];
+	return NULL;
 }
 
 /* The target is gone: the last verdicts, and live for entries since. */
 static void answer_from_cache(struct zt_sample_live *sl,
 			      struct zt_live_entry *v, size_t n)
 {
-	struct zt_live_verdict key, *hit;
+	const struct zt_live_verdict *hit;
 
 	sl->unverified = 0;
 	for (size_t i = 0; i < n; i++) {
-		key.ptr = v[i].ptr;
-		key.ts_ns = v[i].b.ts_ns;
-		hit = sl->n ? bsearch(&key, sl->v, sl->n, sizeof(key), by_ptr) :
-			      NULL;
+		hit = verdict_of(sl, &v[i]);
 		v[i].live = hit ? hit->live : true;
 		sl->unverified += !hit;
 	}
 }
 
+/*
+ * This check's verdicts replace the last's: a hash table at most half
+ * full, so that the next check finds each entry's in one or two probes
+ * (a sorted array took a sort at every refresh, most of ztrace's CPU
+ * with tens of thousands of samples in the table).
+ */
 static int remember(struct zt_sample_live *sl, const struct zt_live_entry *v,
 		    size_t n)
 {
 	struct zt_live_verdict *nv;
+	size_t cap = 16, i, j;
 
-	nv = malloc((n ? n : 1) * sizeof(*nv));
+	while (cap < 2 * n)
+		cap <<= 1;
+	nv = calloc(cap, sizeof(*nv));
 	if (!nv)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		nv[i].ptr = v[i].ptr;
-		nv[i].ts_ns = v[i].b.ts_ns;
-		nv[i].live = v[i].live;
+	for (i = 0; i < n; i++) {
+		for (j = verdict_slot(v[i].ptr, v[i].b.ts_ns, cap); nv[j].ptr;
+		     j = (j + 1) & (cap - 1))
+			;
+		nv[j].ptr = v[i].ptr;
+		nv[j].ts_ns = v[i].b.ts_ns;
+		nv[j].live = v[i].live;
 	}
-	qsort(nv, n, sizeof(*nv), by_ptr);
 	free(sl->v);
 	sl->v = nv;
-	sl->n = n;
+	sl->cap = cap;
 	return 0;
+}
+
+/*
+ * Moves the entries still to be read, those not known freed, to the
+ * front of v in their order, the others marked freed after them: a sample
+ * once freed stays freed (a new sample at its address has another birth),
+ * so its header is read once, not at every refresh. Returns how many are
+ * to be read.
+ */
+static size_t unknown_first(const struct zt_sample_live *sl,
+			    struct zt_live_entry *v, size_t n)
+{
+	const struct zt_live_verdict *hit;
+	struct zt_live_entry e;
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		hit = verdict_of(sl, &v[i]);
+		if (hit && !hit->live) {
+			v[i].live = false;
+			continue;
+		}
+		e = v[i];
+		v[i] = v[k];
+		v[k++] = e;
+	}
+	return k;
 }
 
 int sample_live_check(struct zt_sample_live *sl, pid_t pid,
 		      struct zt_live_entry *v, size_t n)
 {
 	struct zmalloc_sample_hdr *hdr;
-	size_t done = 0;
+	size_t done = 0, todo;
 	long got;
 
 	hdr = malloc(ZT_IOV_BATCH * sizeof(*hdr));
 	if (!hdr)
 		return -ENOMEM;
-	while (done < n) {
-		got = read_headers(pid, v + done, n - done, hdr);
+	todo = unknown_first(sl, v, n);
+	while (done < todo) {
+		got = read_headers(pid, v + done, todo - done, hdr);
 		if (got == -ESRCH || got == -EPERM) {
 			/* Gone, or a zombie: nothing of it can be read. */
 			free(hdr);

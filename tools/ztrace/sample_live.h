@@ -40,15 +40,18 @@ struct zt_live_verdict {
 };
 
 struct zt_sample_live {
-	struct zt_live_verdict *v; /* last readable check, sorted by ptr */
-	size_t n;
+	/* The last readable check's: a hash table of cap slots, ptr 0 free. */
+	struct zt_live_verdict *v;
+	size_t cap;
 	__u64 unverified; /* entries of the last check taken as live unread */
 	int err; /* why the last check could not read the target, or 0 */
 };
 
 /*
  * Sets v[i].live for the n entries of PID's live table; 0, or -ENOMEM.
- * When PID cannot be read, the cached verdicts answer (sl->err says why).
+ * It may reorder v. An entry the last check found freed is not read
+ * again. When PID cannot be read, the cached verdicts answer (sl->err
+ * says why).
  */
 int sample_live_check(struct zt_sample_live *sl, pid_t pid,
 		      struct zt_live_entry *v, size_t n);
