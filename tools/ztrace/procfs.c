@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* procfs.c - /proc/PID readers (see procfs.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,23 +52,34 @@ pid_t proc_tgid(pid_t pid)
 	return tgid;
 }
 
-int proc_rss(pid_t pid, __u64 *bytes)
+int proc_rss_fd(int fd, __u64 *bytes)
 {
 	unsigned long long size, resident;
+	char buf[128];
+	ssize_t n;
+
+	/* At offset 0 the kernel generates the file afresh. */
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+		return -EIO;
+	*bytes = resident * (__u64)sysconf(_SC_PAGESIZE);
+	return 0;
+}
+
+int proc_rss(pid_t pid, __u64 *bytes)
+{
 	char path[64];
-	int n, err = 0;
-	FILE *f;
+	int fd, err;
 
 	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	n = fscanf(f, "%llu %llu", &size, &resident);
-	if (n != 2)
-		err = -EIO;
-	else
-		*bytes = resident * (__u64)sysconf(_SC_PAGESIZE);
-	fclose(f);
+	err = proc_rss_fd(fd, bytes);
+	close(fd);
 	return err;
 }
 

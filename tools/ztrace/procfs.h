@@ -29,6 +29,8 @@ int proc_comm(pid_t pid, char *buf, size_t len);
 /* The process (thread group) that thread PID belongs to. */
 pid_t proc_tgid(pid_t pid);
 int proc_rss(pid_t pid, __u64 *bytes);
+/* The same from an open /proc/PID/statm, read again from its start. */
+int proc_rss_fd(int fd, __u64 *bytes);
 int proc_maps_foreach(pid_t pid, zt_map_fn fn, void *ctx);
 
 #endif /* ZT_PROCFS_H */

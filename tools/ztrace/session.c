@@ -28,7 +28,7 @@ static void read_target_figures(struct zt_session *s)
 		return;
 	s->last_used_memory_err =
 		used_memory_read(&s->um, &s->target, &s->last_used_memory);
-	s->last_rss_err = proc_rss(s->target.pid, &s->last_rss);
+	s->last_rss_err = target_rss(&s->target, &s->last_rss);
 	if (env.sample)
 		sample_ctl_read(&s->sc, &s->target);
 }

@@ -4,6 +4,7 @@
  * mapping whose file has a stapsdt note of provider "zmalloc".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@ void target_init(struct zt_target *t)
 	memset(t, 0, sizeof(*t));
 	t->pidfd = -1;
 	t->go_fd = -1;
+	t->statm_fd = -1;
 }
 
 void target_close(struct zt_target *t)
@@ -29,8 +31,24 @@ void target_close(struct zt_target *t)
 		close(t->pidfd);
 	if (t->go_fd >= 0)
 		close(t->go_fd);
+	if (t->statm_fd >= 0)
+		close(t->statm_fd);
 	t->pidfd = -1;
 	t->go_fd = -1;
+	t->statm_fd = -1;
+}
+
+int target_rss(struct zt_target *t, __u64 *bytes)
+{
+	char path[64];
+
+	if (t->statm_fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/statm", t->pid);
+		t->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (t->statm_fd < 0)
+			return -errno;
+	}
+	return proc_rss_fd(t->statm_fd, bytes);
 }
 
 struct probe_search {

@@ -20,6 +20,7 @@ struct zt_target {
 	char map_path[PATH_MAX]; /* the same file, as the target maps it */
 	bool probes_in_exe; /* statically linked */
 	int pidfd; /* readable once the process has exited */
+	int statm_fd; /* /proc/PID/statm, opened by the first target_rss() */
 
 	/* A command ztrace started (spawn.c). */
 	bool spawned;
@@ -36,6 +37,12 @@ struct zt_target {
 
 void target_init(struct zt_target *t);
 void target_close(struct zt_target *t);
+
+/*
+ * The target's resident bytes. Its statm stays open: a refresh reads it
+ * again instead of opening it again, most of what reading it cost.
+ */
+int target_rss(struct zt_target *t, __u64 *bytes);
 
 /* -p PID: check the process and find its probe file. */
 int target_open_pid(struct zt_target *t, pid_t pid);
