@@ -788,6 +788,41 @@ def test_sample_pid_leaks_estimates():
           "leaks from other stacks: %r" % by)
 
 
+def test_sample_freed_headers_read_once():
+    """-p --sample -i 1: once the churn is over, a live check reads the
+    headers of the live samples only, not again those it found freed."""
+    w = Proc([WORKLOAD, "--wait", "sample"], env=SAMPLE_ENV)
+    z = None
+    try:
+        pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
+        path = out_path("sample-headers.json")
+        z = Proc([ZTRACE, "leaks", "--sample=32768", "--json", "--top", "0",
+                  "-i", "1", "-o", path, "-p", str(pid)])
+        z.wait_for("tracing PID", stream="err")
+        w.send()
+        w.wait_for(r"ZT_SYNC end.*\n")
+        time.sleep(3.5)  # three reports, each after a live check
+        w.send()
+        eq(w.finish(), 0, "workload exit status")
+        eq(z.finish(), 0, "ztrace exit status")
+    finally:
+        for p in (z, w):
+            if p and p.p.poll() is None:
+                p.p.kill()
+    ds = [d for d in docs(path) if not d.get("final")]
+    check(len(ds) >= 3, "too few interval reports: %d" % len(ds))
+    a, b = ds[-2], ds[-1]  # both after the churn: only the leaks live
+    live = b["live"]["samples"]
+    read = b["sampling"]["headers_read"] - a["sampling"]["headers_read"]
+    freed = b["events"]["free_samples"]
+    check(freed > 2 * live, "too few freed samples to tell: %r" % b["events"])
+    # Two checks between the reports (the refresh's, the report's), each
+    # reading the live ones; reading the freed ones again would be more.
+    check(live <= read <= 2 * live,
+          "headers read between two reports: %d, %d samples live, %d freed"
+          % (read, live, freed))
+
+
 def test_sample_pid_report_after_exit():
     """-p --sample, the target exits before the report: the samples it had
     freed stay out, by the live check made while it lived."""

@@ -154,6 +154,7 @@ static int derive_sample_free(const struct zt_probes *p, struct zt_snapshot *s)
 		sample_slot_sub(&s->shist[ZT_SHIST_FREE][b],
 				&s->shist[ZT_SHIST_ALLOC][b], &live[b]);
 	s->live_unverified = p->live_check->unverified;
+	s->live_headers_read = p->live_check->headers_read;
 	s->live_check_err = p->live_check->err;
 	return 0;
 }

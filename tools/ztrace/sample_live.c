@@ -168,6 +168,7 @@ int sample_live_check(struct zt_sample_live *sl, pid_t pid,
 	if (!hdr)
 		return -ENOMEM;
 	todo = unknown_first(sl, v, n);
+	sl->headers_read += todo;
 	while (done < todo) {
 		got = read_headers(pid, v + done, todo - done, hdr);
 		if (got == -ESRCH || got == -EPERM) {

@@ -44,6 +44,7 @@ struct zt_sample_live {
 	struct zt_live_verdict *v;
 	size_t cap;
 	__u64 unverified; /* entries of the last check taken as live unread */
+	__u64 headers_read; /* since the first check: each live or new one */
 	int err; /* why the last check could not read the target, or 0 */
 };
 
