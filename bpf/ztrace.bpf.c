@@ -877,7 +877,9 @@ static __noinline int sample_evict(const struct zt_bucket *b, __u64 ptr)
  * A sample enters. Nothing leaves here: the free of a sample is not traced
  * (user space reads whether it is live), so a sample under an address that
  * is still in the table has replaced a freed one, which takes no more
- * accounting than its way.
+ * accounting than its way. Every sample gets a birth, in every mode: with
+ * its address it is the sample's identity, by which user space tells a
+ * new sample from the freed one it replaced (sample_live.c).
  */
 static __always_inline void sample_enter(struct pt_regs *ctx,
 					 struct zt_counters *c,
@@ -890,12 +892,12 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	struct zt_stack_slot *st;
 	struct zt_block *blk;
 	__u32 stack_id = ZT_STACK_NONE;
-	__u64 ts = 0;
+	__u64 ts;
 	int w;
 
 	sample_hist_add(sc, requested, weight);
+	ts = birth_ns(&sc->clock);
 	if (capture_stacks) {
-		ts = birth_ns(&sc->clock);
 		stack_id = get_stack(ctx, c, ptr, stack_hash);
 		st = get_sample_totals(c, stack_id);
 		if (st) {

@@ -814,13 +814,49 @@ def test_sample_freed_headers_read_once():
     a, b = ds[-2], ds[-1]  # both after the churn: only the leaks live
     live = b["live"]["samples"]
     read = b["sampling"]["headers_read"] - a["sampling"]["headers_read"]
+    checks = b["sampling"]["live_checks"] - a["sampling"]["live_checks"]
     freed = b["events"]["free_samples"]
     check(freed > 2 * live, "too few freed samples to tell: %r" % b["events"])
-    # Two checks between the reports (the refresh's, the report's), each
-    # reading the live ones; reading the freed ones again would be more.
-    check(live <= read <= 2 * live,
-          "headers read between two reports: %d, %d samples live, %d freed"
-          % (read, live, freed))
+    check(checks >= 1, "no live check between two reports")
+    # Each check reads the live samples' headers, and no freed one's.
+    eq(read, live * checks,
+       "headers read by %d checks, %d samples live, %d freed"
+       % (checks, live, freed))
+
+
+def test_sample_reused_address_is_new():
+    """hist --sample=1 -p: samples at the addresses of samples a live check
+    found freed are live (their births tell them apart), and then freed."""
+    w = Proc([WORKLOAD, "--wait", "reuse", "1000"], env=SAMPLE_ENV)
+    z = None
+    try:
+        pid = int(w.wait_for(r"ZT_SYNC start .*pid=(\d+)").group(1))
+        path = out_path("sample-reuse.json")
+        z = Proc([ZTRACE, "hist", "--sample=1", "--json", "-i", "1", "-o",
+                  path, "-p", str(pid)])
+        z.wait_for("tracing PID", stream="err")
+        w.send()
+        w.wait_for(r"ZT_SYNC freed.*\n")
+        time.sleep(1.5)  # a live check finds them freed
+        w.send()
+        w.wait_for(r"ZT_SYNC held.*\n")
+        time.sleep(2.5)  # a report with the new ones live
+        w.send()
+        w.wait_for(r"ZT_SYNC end.*\n")
+        time.sleep(2.5)  # a report after they are freed
+        w.send()
+        eq(w.finish(), 0, "workload exit status")
+        eq(z.finish(), 0, "ztrace exit status")
+    finally:
+        for p in (z, w):
+            if p and p.p.poll() is None:
+                p.p.kill()
+    ds = [d for d in docs(path) if not d.get("final")]
+    held = [d["live"]["samples"] for d in ds]
+    # The first block arms the thread's sampler: 999 samples, then 1000.
+    eq(ds[-1]["events"]["alloc_samples"], 1999, "samples taken")
+    check(1000 in held, "the held samples never seen live: %r" % held)
+    eq(held[-1], 0, "samples live after all were freed")
 
 
 def test_sample_pid_report_after_exit():

@@ -26,6 +26,10 @@
  *             of samples, never more than 2 live
  *   deep N [K]  K 4 KiB blocks (default 1) leaked from deep_frame, N calls
  *             of it deep, all from one stack
+ *   reuse N   after sync "start", N blocks of 64 bytes allocated and freed
+ *             (sync "freed"), then N more held (sync "held": with every
+ *             block sampled, at the addresses of the first N), then freed
+ *             (sync "end")
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.
@@ -481,6 +485,29 @@ static NOINLINE int run_loop(void)
 	return 0;
 }
 
+static int run_reuse(long n)
+{
+	void **v = calloc(n, sizeof(*v));
+	long i;
+
+	if (!v)
+		return 1;
+	sync_point("start");
+	for (i = 0; i < n; i++)
+		v[i] = zmalloc(64);
+	for (i = 0; i < n; i++)
+		zfree(v[i]);
+	sync_point("freed");
+	for (i = 0; i < n; i++)
+		v[i] = zmalloc(64);
+	sync_point("held");
+	for (i = 0; i < n; i++)
+		zfree(v[i]);
+	free(v);
+	sync_point("end");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int arg = 1;
@@ -517,6 +544,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[arg], "deep") && arg + 1 < argc)
 		return run_deep(atol(argv[arg + 1]),
 				arg + 2 < argc ? atol(argv[arg + 2]) : 1);
+	if (!strcmp(argv[arg], "reuse") && arg + 1 < argc)
+		return run_reuse(atol(argv[arg + 1]));
 	if (!strcmp(argv[arg], "churn")) {
 		churn_pass();
 		sync_point("end");
@@ -524,6 +553,6 @@ int main(int argc, char **argv)
 	}
 out_usage:
 	fprintf(stderr,
-		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample|churn|spread N|deep N [K]\n");
+		"usage: zt_workload [--wait] basic|noleak|many N|exit N|signal N|loop|missed|sample|churn|spread N|deep N [K]|reuse N\n");
 	return 2;
 }

@@ -155,6 +155,7 @@ static int derive_sample_free(const struct zt_probes *p, struct zt_snapshot *s)
 				&s->shist[ZT_SHIST_ALLOC][b], &live[b]);
 	s->live_unverified = p->live_check->unverified;
 	s->live_headers_read = p->live_check->headers_read;
+	s->live_checks = p->live_check->checks;
 	s->live_check_err = p->live_check->err;
 	return 0;
 }
@@ -355,6 +356,7 @@ static int entry_add(void *arg, __u64 ptr, const struct zt_block *b)
 	l->v[l->n].ptr = ptr;
 	l->v[l->n].b = *b;
 	l->v[l->n].live = true;
+	l->v[l->n].gone = false;
 	l->n++;
 	return 0;
 }

@@ -37,6 +37,7 @@ struct zt_snapshot {
 	struct zt_sample_slot shist[ZT_SHIST_KINDS][ZT_HIST_BUCKETS];
 	__u64 live_unverified; /* samples taken as live, target unreadable */
 	__u64 live_headers_read; /* sample headers read by the live checks */
+	__u64 live_checks; /* live checks that read the target */
 	int live_check_err; /* why the target could not be read, or 0 */
 	unsigned long long prog_missed;
 	unsigned long long prog_run_ns; /* kernel.bpf_stats_enabled=1 */

@@ -318,6 +318,7 @@ static void json_sampled(struct jw *w, const struct zt_session *s)
 	jw_u64(w, "sample_alloc_hits", c->sample_alloc_hits);
 	jw_u64(w, "live_unverified", n->live_unverified);
 	jw_u64(w, "headers_read", n->live_headers_read);
+	jw_u64(w, "live_checks", n->live_checks);
 	jw_u64(w, "ways_reused", c->sample_ways_reused);
 	jw_u64(w, "stacks_read", c->sample_stacks_read);
 	jw_u64(w, "stacks_walked", c->sample_stacks_walked);

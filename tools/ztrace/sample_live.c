@@ -27,11 +27,20 @@ _Static_assert(ZT_SAMPLE_STACK_OFFSET ==
 		       ZMALLOC_SAMPLE_HDR_SIZE + ZMALLOC_SAMPLE_STACK_SIZE,
 	       "stack offset");
 
-static bool header_says_live(const struct zmalloc_sample_hdr *h,
-			     const struct zt_live_entry *e)
+/*
+ * An entry's verdict from its header. Live: the live word names the
+ * entry's address, and the weight and size are its own. Gone for good:
+ * the live word no longer names the address (the library clears it
+ * before it frees the block, and a new sample there has another birth).
+ * A live word with another weight or size is neither: a copy of the
+ * entry taken while the BPF side rewrote it can give that, so it is not
+ * live now and is read again at the next check.
+ */
+static void judge(struct zt_live_entry *e, const struct zmalloc_sample_hdr *h)
 {
-	return h->live == (ZMALLOC_SAMPLE_LIVE ^ e->ptr) &&
-	       h->weight == e->b.weight && h->usable >= e->b.requested;
+	e->gone = h->live != (ZMALLOC_SAMPLE_LIVE ^ e->ptr);
+	e->live = !e->gone && h->weight == e->b.weight &&
+		  h->usable >= e->b.requested;
 }
 
 /*
@@ -95,6 +104,7 @@ static void answer_from_cache(struct zt_sample_live *sl,
 	for (size_t i = 0; i < n; i++) {
 		hit = verdict_of(sl, &v[i]);
 		v[i].live = hit ? hit->live : true;
+		v[i].gone = hit && hit->gone;
 		sl->unverified += !hit;
 	}
 }
@@ -123,6 +133,7 @@ static int remember(struct zt_sample_live *sl, const struct zt_live_entry *v,
 		nv[j].ptr = v[i].ptr;
 		nv[j].ts_ns = v[i].b.ts_ns;
 		nv[j].live = v[i].live;
+		nv[j].gone = v[i].gone;
 	}
 	free(sl->v);
 	sl->v = nv;
@@ -131,8 +142,8 @@ static int remember(struct zt_sample_live *sl, const struct zt_live_entry *v,
 }
 
 /*
- * Moves the entries still to be read, those not known freed, to the
- * front of v in their order, the others marked freed after them: a sample
+ * Moves the entries still to be read, those not known gone, to the
+ * front of v in their order, the others marked gone after them: a sample
  * once freed stays freed (a new sample at its address has another birth),
  * so its header is read once, not at every refresh. Returns how many are
  * to be read.
@@ -146,8 +157,9 @@ static size_t unknown_first(const struct zt_sample_live *sl,
 
 	for (i = 0; i < n; i++) {
 		hit = verdict_of(sl, &v[i]);
-		if (hit && !hit->live) {
+		if (hit && hit->gone) {
 			v[i].live = false;
+			v[i].gone = true;
 			continue;
 		}
 		e = v[i];
@@ -164,11 +176,15 @@ int sample_live_check(struct zt_sample_live *sl, pid_t pid,
 	size_t done = 0, todo;
 	long got;
 
+	todo = unknown_first(sl, v, n);
+	if (!todo) {
+		/* Every entry is known gone: the target need not be asked. */
+		sl->unverified = 0;
+		return remember(sl, v, n);
+	}
 	hdr = malloc(ZT_IOV_BATCH * sizeof(*hdr));
 	if (!hdr)
 		return -ENOMEM;
-	todo = unknown_first(sl, v, n);
-	sl->headers_read += todo;
 	while (done < todo) {
 		got = read_headers(pid, v + done, todo - done, hdr);
 		if (got == -ESRCH || got == -EPERM) {
@@ -184,15 +200,17 @@ int sample_live_check(struct zt_sample_live *sl, pid_t pid,
 			 * there any more (the sample heap is never unmapped
 			 * while the process lives).
 			 */
-			v[done++].live = false;
+			v[done].live = false;
+			v[done++].gone = true;
 			continue;
 		}
 		for (long i = 0; i < got; i++)
-			v[done + i].live =
-				header_says_live(&hdr[i], &v[done + i]);
+			judge(&v[done + i], &hdr[i]);
+		sl->headers_read += got;
 		done += got;
 	}
 	free(hdr);
+	sl->checks++;
 	sl->err = 0;
 	sl->unverified = 0;
 	return remember(sl, v, n);

@@ -31,12 +31,14 @@ struct zt_live_entry {
 	__u64 ptr;
 	struct zt_block b;
 	bool live;
+	bool gone; /* freed for good: not read again (sample_live.c) */
 };
 
 struct zt_live_verdict {
 	__u64 ptr;
 	__u64 ts_ns;
 	bool live;
+	bool gone;
 };
 
 struct zt_sample_live {
@@ -45,6 +47,7 @@ struct zt_sample_live {
 	size_t cap;
 	__u64 unverified; /* entries of the last check taken as live unread */
 	__u64 headers_read; /* since the first check: each live or new one */
+	__u64 checks; /* checks that read the target */
 	int err; /* why the last check could not read the target, or 0 */
 };
 
