@@ -31,10 +31,11 @@ const volatile __u32 stack_mask = ZT_DEFAULT_MAX_STACKS - 1; /* ids' range */
 const volatile __u32 live_mask = 0; /* live buckets - 1, a power of 2 - 1 */
 /*
  * sample_alloc's arguments, when every site of the probe has them in the
- * same 8-byte registers (ztrace reads the notes before load): the byte
- * offsets of those registers in pt_regs. Without them each hit looks up
- * its site's spec (usdt_args()), which on a cold sample cost about 800 ns
- * of the program's 2.2 us here.
+ * same 8-byte registers (ztrace reads the notes before load): their byte
+ * offsets in pt_regs, -1 for usable, which the program does not read
+ * (ZT_SAMPLE_ARGS_READ). Without them each hit looks up its site's spec
+ * (usdt_args()), which on a cold sample cost about 800 ns of the
+ * program's 2.2 us here.
  */
 const volatile bool sample_regs_fixed = false;
 const volatile short sample_reg_off[ZT_SAMPLE_ARGS] = {};
@@ -282,7 +283,8 @@ static __always_inline __u32 log2_bucket(__u64 v)
 	}
 	if (v >> 1)
 		b += 1;
-	return b + 1;
+	/* 2^63 and up share the last bucket, as user space counts them. */
+	return b + 1 < ZT_HIST_BUCKETS ? b + 1 : ZT_HIST_BUCKETS - 1;
 }
 
 static __always_inline void hist_add(__u32 kind, __u64 bytes, __u64 usable)

@@ -698,7 +698,9 @@ def sample_hist_estimates(env, in_registers):
 
 def test_sample_cmd_hist_estimates():
     """--sample: estimated bytes and blocks per log2 bucket within 10%;
-    the library's one sample_alloc site: arguments from its registers."""
+    the library's one sample_alloc site: arguments from its registers.
+    (A compiler that duplicated the site with other registers would send
+    the program to the specs, and this would say so.)"""
     sample_hist_estimates(SAMPLE_ENV, True)
 
 

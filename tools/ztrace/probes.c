@@ -238,9 +238,11 @@ static void fix_sample_regs(struct zt_probes *p, const char *path)
 	short off[ZT_SAMPLE_ARGS];
 	int i;
 
+	p->sample_regs_fixed = false;
 	if (!p->sampled || p->noop || (specs && !strcmp(specs, "1")) ||
 	    usdt_fixed_regs(path, ZMALLOC_PROBE_PROVIDER,
-			    ZMALLOC_PROBE_SAMPLE_ALLOC, ZT_SAMPLE_ARGS, off))
+			    ZMALLOC_PROBE_SAMPLE_ALLOC, ZT_SAMPLE_ARGS,
+			    ZT_SAMPLE_ARGS_READ, off))
 		return;
 	for (i = 0; i < ZT_SAMPLE_ARGS; i++)
 		s->rodata->sample_reg_off[i] = off[i];

@@ -385,7 +385,7 @@ static bool reg_arg(const struct usdt_spec *spec, int i, short *off)
 }
 
 int usdt_fixed_regs(const char *path, const char *provider, const char *name,
-		    int n, short *off)
+		    int n, unsigned int need, short *off)
 {
 	struct usdt_site *sites;
 	size_t i, nsites;
@@ -395,9 +395,13 @@ int usdt_fixed_regs(const char *path, const char *provider, const char *name,
 	sites = calloc(ZT_MAX_SITES, sizeof(*sites));
 	if (!sites)
 		return -ENOMEM;
+	for (j = 0; j < n; j++)
+		off[j] = -1;
 	err = read_sites(path, provider, name, sites, &nsites);
 	for (i = 0; !err && i < nsites; i++)
 		for (j = 0; !err && j < n; j++) {
+			if (!(need & (1U << j)))
+				continue;
 			if (!reg_arg(&sites[i].spec, j, &o) ||
 			    (i && o != off[j]))
 				err = -ENOENT;

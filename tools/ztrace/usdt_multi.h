@@ -19,12 +19,13 @@ int usdt_multi_attach(const struct bpf_program *prog,
 		      const char *path, const char *provider, const char *name);
 
 /*
- * When every site of the probe has its first N arguments in the same
- * 8-byte registers, their byte offsets in struct pt_regs into OFF[N] and
- * 0; else -ENOENT (or -errno when the notes cannot be read). A program
- * can then read those registers without looking up its site's spec.
+ * When every site of the probe has each argument I < N whose bit is set
+ * in NEED in the same 8-byte register, its byte offset in struct pt_regs
+ * into OFF[I] (-1 for the others) and 0; else -ENOENT (or -errno when
+ * the notes cannot be read). A program can then read those registers
+ * without looking up its site's spec.
  */
 int usdt_fixed_regs(const char *path, const char *provider, const char *name,
-		    int n, short *off);
+		    int n, unsigned int need, short *off);
 
 #endif /* ZT_USDT_MULTI_H */
