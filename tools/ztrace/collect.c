@@ -413,19 +413,28 @@ static int leak_walk_one(void *arg, __u64 ptr, const struct zt_block *b)
 	return leak_add(lw->ix, b, lw->now_ns, lw->min_age_ns);
 }
 
+int collect_stack_slot(const struct zt_probes *p, __u32 stack_id,
+		       struct zt_stack_slot *t)
+{
+	__u32 slot = totals_slot(p, stack_id);
+
+	if (bpf_map_lookup_elem(bpf_map__fd(p->skel->maps.stack_slots), &slot,
+				t))
+		return -errno;
+	return 0;
+}
+
 /* What each stack's samples allocated, from its stack slot. */
 static void read_sample_totals(const struct zt_probes *p,
 			       struct zt_leak_set *set)
 {
-	int fd = bpf_map__fd(p->skel->maps.stack_slots);
 	struct zt_stack_slot t;
 	size_t i;
 
 	for (i = 0; p->stacks && i < set->n; i++) {
 		struct zt_leak *l = &set->v[i];
-		__u32 slot = totals_slot(p, l->stack_id);
 
-		if (bpf_map_lookup_elem(fd, &slot, &t))
+		if (collect_stack_slot(p, l->stack_id, &t))
 			continue;
 		l->total_allocs = t.samples;
 		l->total_bytes = t.weight;

@@ -109,6 +109,9 @@ int collect_live_samples(const struct zt_probes *p, struct zt_live_entry **v,
 /* The user stack of STACK_ID, leaf first; returns the frame count. */
 int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
 		  int max);
+/* Sampled mode: a stack's slot, with what its samples allocated. */
+int collect_stack_slot(const struct zt_probes *p, __u32 stack_id,
+		       struct zt_stack_slot *t);
 /* The key of a stack's exact totals in the stack_totals array. */
 __u32 totals_slot(const struct zt_probes *p, __u32 stack_id);
 /* Ids of every stack stored so far, for symbolizing ahead of time. */

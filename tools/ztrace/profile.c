@@ -54,13 +54,13 @@ out_free:
 static int read_sample_totals(const struct zt_probes *p, __u32 id,
 			      struct zt_stack_totals *t)
 {
-	int fd = bpf_map__fd(p->skel->maps.stack_slots);
-	__u32 slot = totals_slot(p, id);
 	struct zt_stack_slot v;
+	int err;
 
 	memset(t, 0, sizeof(*t));
-	if (bpf_map_lookup_elem(fd, &slot, &v))
-		return -errno;
+	err = collect_stack_slot(p, id, &v);
+	if (err)
+		return err;
 	t->allocs = (v.count_milli + 500) / 1000;
 	t->bytes = v.weight;
 	return 0;
