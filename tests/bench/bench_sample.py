@@ -14,8 +14,9 @@
 #
 # Method. The effect measured, one or two per cent, is less than what the
 # speed of this shared machine varies by from one second to the next, or
-# between processes. So a sampled (or floor) ratio compares short phases
-# of one process, interleaved, with ztrace attached throughout:
+# between processes. So a sampled (or floor, or library) ratio compares
+# short phases of one process, interleaved, with ztrace attached
+# throughout (the library row: no tracer at all):
 #  - ztrace attaches with -p; a warm-up shows it the stacks, its next
 #    refresh (once a second) symbolizes them, and the timed phases follow:
 #    the steady state. Its start-up is printed apart.
@@ -77,6 +78,7 @@ REPS = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 PHASE_OPS = 50000  # about 2.5 ms
 WARM_OPS = 10000000
 STATS_OPS = 2000000
+START_OPS = 2000000  # a work process's first phase, before any session
 EXACT_OPS = 1000000  # exact tracing is ~40x slower per event
 RATE_MIB = 100  # the allocation rate the CPU share is stated at
 RATE_SECONDS = 10
@@ -344,7 +346,7 @@ def main():
     set_stats(False)
     try:
         print("bench_sample: zmalloc + zfree of a mixed size (16 B - 4 KiB);"
-              " sampled and floor: in one process, ztrace attached, "
+              " sampled, floor and library: in one process, "
               "phases with sample_alloc's semaphore as set and held at 0, "
               "alternated; ratios of CPU per operation, medians over the "
               "pairs of %d processes" % REPS)
@@ -354,7 +356,7 @@ def main():
             exacts = []
             for rep in range(REPS):
                 work = Work(threads)
-                work.go(STATS_OPS)
+                work.go(START_OPS)
                 order = [LIBRARY, SAMPLED, FLOOR]
                 if rep % 2:
                     order.reverse()

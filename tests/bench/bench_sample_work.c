@@ -107,6 +107,12 @@ static unsigned long long thread_cpu_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/* The operations run_ops() runs for OPS: whole batches. */
+static long ops_run(long ops)
+{
+	return (ops + BATCH - 1) / BATCH * BATCH;
+}
+
 /* W's OPS allocations, in batches, then their frees, at W's pace. */
 static void run_ops(struct worker *w, long ops)
 {
@@ -195,8 +201,8 @@ static int toggle(struct worker *w, int nthreads, long ops, long pairs,
 			toggle_phase(w, nthreads, &cpu[on], &bytes[on]);
 		}
 		printf("ZT_BENCH pair ops=%ld on_ns=%llu off_ns=%llu on_bytes=%llu off_bytes=%llu\n",
-		       tg.ops / BATCH * BATCH * nthreads, cpu[1], cpu[0],
-		       bytes[1], bytes[0]);
+		       ops_run(tg.ops) * nthreads, cpu[1], cpu[0], bytes[1],
+		       bytes[0]);
 	}
 	*word = set;
 	tg.stop = 1;
@@ -232,7 +238,7 @@ static int phase(struct worker *w, int nthreads, long ops, double mibps)
 	wall = now_ns() - t0;
 	cpu = cpu_ns() - c0;
 	printf("ZT_BENCH ops=%ld bytes=%llu wall_ns=%llu cpu_ns=%llu\n",
-	       ops / nthreads / BATCH * BATCH * nthreads, bytes, wall, cpu);
+	       ops_run(ops / nthreads) * nthreads, bytes, wall, cpu);
 	fflush(stdout);
 	return 0;
 }
