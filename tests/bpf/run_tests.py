@@ -790,20 +790,22 @@ def test_sample_pid_leaks_estimates():
           "leaks from other stacks: %r" % by)
 
 
-def test_sample_freed_headers_read_once():
-    """-p --sample -i 1: once the churn is over, a live check reads the
-    headers of the live samples only, not again those it found freed."""
-    w = Proc([WORKLOAD, "--wait", "sample"], env=SAMPLE_ENV)
+def pid_session(work, zt_args, name, steps):
+    """zt_workload --wait WORK, traced by ztrace ZT_ARGS --json -p from its
+    first sync point on. At each of STEPS, (pattern, seconds), the workload
+    goes on to the sync point PATTERN and ztrace is given SECONDS; then
+    both end. Returns the JSON output's path."""
+    w = Proc([WORKLOAD, "--wait"] + work, env=SAMPLE_ENV)
+    path = out_path(name)
     z = None
     try:
-        pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
-        path = out_path("sample-headers.json")
-        z = Proc([ZTRACE, "leaks", "--sample=32768", "--json", "--top", "0",
-                  "-i", "1", "-o", path, "-p", str(pid)])
+        pid = int(w.wait_for(r"ZT_SYNC \S+ .*pid=(\d+)").group(1))
+        z = Proc([ZTRACE] + zt_args + ["--json", "-o", path, "-p", str(pid)])
         z.wait_for("tracing PID", stream="err")
-        w.send()
-        w.wait_for(r"ZT_SYNC end.*\n")
-        time.sleep(3.5)  # three reports, each after a live check
+        for pattern, seconds in steps:
+            w.send()
+            w.wait_for(pattern)
+            time.sleep(seconds)
         w.send()
         eq(w.finish(), 0, "workload exit status")
         eq(z.finish(), 0, "ztrace exit status")
@@ -811,6 +813,15 @@ def test_sample_freed_headers_read_once():
         for p in (z, w):
             if p and p.p.poll() is None:
                 p.p.kill()
+    return path
+
+
+def test_sample_freed_headers_read_once():
+    """-p --sample -i 1: once the churn is over, a live check reads the
+    headers of the live samples only, not again those it found freed."""
+    path = pid_session(["sample"], ["leaks", "--sample=32768", "--top", "0",
+                                    "-i", "1"], "sample-headers.json",
+                       [(r"ZT_SYNC end.*\n", 3.5)])  # three reports
     ds = [d for d in docs(path) if not d.get("final")]
     check(len(ds) >= 3, "too few interval reports: %d" % len(ds))
     a, b = ds[-2], ds[-1]  # both after the churn: only the leaks live
@@ -829,30 +840,11 @@ def test_sample_freed_headers_read_once():
 def test_sample_reused_address_is_new():
     """hist --sample=1 -p: samples at the addresses of samples a live check
     found freed are live (their births tell them apart), and then freed."""
-    w = Proc([WORKLOAD, "--wait", "reuse", "1000"], env=SAMPLE_ENV)
-    z = None
-    try:
-        pid = int(w.wait_for(r"ZT_SYNC start .*pid=(\d+)").group(1))
-        path = out_path("sample-reuse.json")
-        z = Proc([ZTRACE, "hist", "--sample=1", "--json", "-i", "1", "-o",
-                  path, "-p", str(pid)])
-        z.wait_for("tracing PID", stream="err")
-        w.send()
-        w.wait_for(r"ZT_SYNC freed.*\n")
-        time.sleep(1.5)  # a live check finds them freed
-        w.send()
-        w.wait_for(r"ZT_SYNC held.*\n")
-        time.sleep(2.5)  # a report with the new ones live
-        w.send()
-        w.wait_for(r"ZT_SYNC end.*\n")
-        time.sleep(2.5)  # a report after they are freed
-        w.send()
-        eq(w.finish(), 0, "workload exit status")
-        eq(z.finish(), 0, "ztrace exit status")
-    finally:
-        for p in (z, w):
-            if p and p.p.poll() is None:
-                p.p.kill()
+    path = pid_session(["reuse", "1000"], ["hist", "--sample=1", "-i", "1"],
+                       "sample-reuse.json",
+                       [(r"ZT_SYNC freed.*\n", 1.5),  # a check: freed
+                        (r"ZT_SYNC held.*\n", 2.5),  # a report: live
+                        (r"ZT_SYNC end.*\n", 2.5)])  # a report: freed
     ds = [d for d in docs(path) if not d.get("final")]
     held = [d["live"]["samples"] for d in ds]
     # The first block arms the thread's sampler: 999 samples, then 1000.
@@ -864,24 +856,9 @@ def test_sample_reused_address_is_new():
 def test_sample_pid_report_after_exit():
     """-p --sample, the target exits before the report: the samples it had
     freed stay out, by the live check made while it lived."""
-    w = Proc([WORKLOAD, "--wait", "sample"], env=SAMPLE_ENV)
-    z = None
-    try:
-        pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
-        path = out_path("sample-pid-exit.json")
-        z = Proc([ZTRACE, "leaks", "--sample=32768", "--json", "--top", "0",
-                  "-o", path, "-p", str(pid)])
-        z.wait_for("tracing PID", stream="err")
-        w.send()
-        w.wait_for(r"ZT_SYNC end.*\n")
-        time.sleep(1.5)  # a live check (one a second) after the churn
-        w.send()
-        eq(w.finish(), 0, "workload exit status")
-        eq(z.finish(), 0, "ztrace exit status")
-    finally:
-        for p in (z, w):
-            if p and p.p.poll() is None:
-                p.p.kill()
+    # A live check (one a second) after the churn, then the exit.
+    path = pid_session(["sample"], ["leaks", "--sample=32768", "--top", "0"],
+                       "sample-pid-exit.json", [(r"ZT_SYNC end.*\n", 1.5)])
     doc = final_doc(path)
     check(doc["events"]["alloc_samples"] > 10000,
           "too few samples: %r" % doc["events"])
