@@ -282,19 +282,26 @@ static int run_basic(bool leak)
 	return 0;
 }
 
+/* N blocks of SIZE bytes into v, sync point HELD, then all freed. */
+static void hold_then_free(void **v, long n, size_t size, const char *held)
+{
+	long i;
+
+	for (i = 0; i < n; i++)
+		v[i] = zmalloc(size);
+	sync_point(held);
+	for (i = 0; i < n; i++)
+		zfree(v[i]);
+}
+
 static NOINLINE int run_many(long n)
 {
 	void **v = calloc(n, sizeof(*v));
-	long i;
 
 	if (!v)
 		return 1;
 	sync_point("pre");
-	for (i = 0; i < n; i++)
-		v[i] = zmalloc(32);
-	sync_point("full");
-	for (i = 0; i < n; i++)
-		zfree(v[i]);
+	hold_then_free(v, n, 32, "full");
 	free(v);
 	sync_point("end");
 	return 0;
@@ -498,11 +505,7 @@ static int run_reuse(long n)
 	for (i = 0; i < n; i++)
 		zfree(v[i]);
 	sync_point("freed");
-	for (i = 0; i < n; i++)
-		v[i] = zmalloc(64);
-	sync_point("held");
-	for (i = 0; i < n; i++)
-		zfree(v[i]);
+	hold_then_free(v, n, 64, "held");
 	free(v);
 	sync_point("end");
 	return 0;
