@@ -28,8 +28,8 @@
  *             of it deep, all from one stack
  *   reuse N   after sync "start", N blocks of 64 bytes allocated and freed
  *             (sync "freed"), then N more held (sync "held": with every
- *             block sampled, at the addresses of the first N), then freed
- *             (sync "end")
+ *             block sampled, at the addresses of the first N's samples),
+ *             then freed (sync "end")
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.

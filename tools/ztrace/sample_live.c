@@ -187,8 +187,11 @@ int sample_live_check(struct zt_sample_live *sl, pid_t pid,
 		return -ENOMEM;
 	while (done < todo) {
 		got = read_headers(pid, v + done, todo - done, hdr);
-		if (got == -ESRCH || got == -EPERM) {
-			/* Gone, or a zombie: nothing of it can be read. */
+		if (got < 0 && got != -EFAULT) {
+			/*
+			 * Gone, a zombie (ESRCH, EPERM), or a failure of the
+			 * read itself: nothing is judged on it.
+			 */
 			free(hdr);
 			sl->err = (int)got;
 			answer_from_cache(sl, v, n);
