@@ -135,7 +135,7 @@ static int derive_sample_free(const struct zt_probes *p, struct zt_snapshot *s)
 	size_t n, i;
 	int b, err;
 
-	err = collect_live_samples(p, &v, &n);
+	err = collect_live_samples(p, s->mono_ns, &v, &n);
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {
@@ -361,19 +361,40 @@ static int entry_add(void *arg, __u64 ptr, const struct zt_block *b)
 	return 0;
 }
 
-int collect_live_samples(const struct zt_probes *p, struct zt_live_entry **v,
-			 size_t *n)
+/* A copy of the N entries V, or NULL. */
+static struct zt_live_entry *entries_dup(const struct zt_live_entry *v,
+					 size_t n)
 {
+	struct zt_live_entry *c = malloc((n ? n : 1) * sizeof(*c));
+
+	if (c && n)
+		memcpy(c, v, n * sizeof(*c));
+	return c;
+}
+
+int collect_live_samples(const struct zt_probes *p, __u64 as_of,
+			 struct zt_live_entry **v, size_t *n)
+{
+	struct zt_sample_live *sl = p->live_check;
 	struct entry_list l = { 0 };
 	int err;
 
+	if (as_of && as_of == sl->last_as_of) {
+		*v = entries_dup(sl->last, sl->last_n);
+		*n = sl->last_n;
+		return *v ? 0 : -ENOMEM;
+	}
 	err = each_way(p, entry_add, &l);
 	if (!err)
-		err = sample_live_check(p->live_check, p->pid, l.v, l.n);
+		err = sample_live_check(sl, p->pid, l.v, l.n);
 	if (err) {
 		free(l.v);
 		return err;
 	}
+	free(sl->last);
+	sl->last = as_of ? entries_dup(l.v, l.n) : NULL;
+	sl->last_n = sl->last ? l.n : 0;
+	sl->last_as_of = sl->last ? as_of : 0;
 	*v = l.v;
 	*n = l.n;
 	return 0;
@@ -390,7 +411,7 @@ int collect_each_block(const struct zt_probes *p,
 
 	if (!p->sampled)
 		return each_way(p, fn, arg);
-	err = collect_live_samples(p, &v, &n);
+	err = collect_live_samples(p, 0, &v, &n);
 	if (err)
 		return err;
 	for (i = 0; !err && i < n; i++)
@@ -453,7 +474,7 @@ static int walk_live_samples(const struct zt_probes *p, struct leak_walk *lw)
 	size_t n, i;
 	int err;
 
-	err = collect_live_samples(p, &v, &n);
+	err = collect_live_samples(p, lw->now_ns, &v, &n);
 	if (err)
 		return err;
 	for (i = 0; !err && i < n; i++)

@@ -222,5 +222,6 @@ int sample_live_check(struct zt_sample_live *sl, pid_t pid,
 void sample_live_free(struct zt_sample_live *sl)
 {
 	free(sl->v);
+	free(sl->last);
 	memset(sl, 0, sizeof(*sl));
 }

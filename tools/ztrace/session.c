@@ -63,7 +63,7 @@ static void check_live_samples(struct zt_session *s)
 	size_t n;
 
 	if (s->probes.sampled && s->probes.skel && !s->ops->noop &&
-	    !collect_live_samples(&s->probes, &v, &n))
+	    !collect_live_samples(&s->probes, 0, &v, &n))
 		free(v);
 }
 
