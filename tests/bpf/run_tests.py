@@ -816,6 +816,53 @@ def pid_session(work, zt_args, name, steps):
     return path
 
 
+def statm_rss(pid):
+    """PID's resident bytes, as /proc/PID/statm gives them now."""
+    with open("/proc/%d/statm" % pid) as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def report_now(z, path, have):
+    """SIGUSR1 to ztrace Z: waits for its report, the document after HAVE
+    in PATH, and returns it."""
+    z.p.send_signal(signal.SIGUSR1)
+    for _ in range(100):
+        time.sleep(0.05)
+        if os.path.exists(path) and len(docs(path)) > have:
+            return docs(path)[have]
+    check(False, "no report after SIGUSR1")
+
+
+def test_pid_rss_read_again():
+    """-p: the RSS of each report is the target's at that report, as its
+    statm says (read again, not the first report's)."""
+    w = Proc([WORKLOAD, "--wait", "many", "200000"])
+    path = out_path("rss.json")
+    z = None
+    try:
+        pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
+        z = Proc([ZTRACE, "stat", "--json", "-o", path, "-p", str(pid)])
+        z.wait_for("tracing PID", stream="err")
+        rss = [statm_rss(pid)]
+        got = [report_now(z, path, 0)["target"]["rss"]]
+        w.send()
+        w.wait_for(r"ZT_SYNC full.*\n")
+        rss.append(statm_rss(pid))
+        got.append(report_now(z, path, 1)["target"]["rss"])
+        w.send()
+        w.wait_for(r"ZT_SYNC end.*\n")
+        w.send()
+        eq(w.finish(), 0, "workload exit status")
+        eq(z.finish(), 0, "ztrace exit status")
+    finally:
+        for p in (z, w):
+            if p and p.p.poll() is None:
+                p.p.kill()
+    # 200000 blocks of 32 bytes: over 6 MiB more resident.
+    check(rss[1] - rss[0] > 6 << 20, "the blocks made no RSS: %r" % rss)
+    eq(got, rss, "RSS of the two reports vs the target's statm")
+
+
 def test_sample_freed_headers_read_once():
     """-p --sample -i 1: once the churn is over, a live check reads the
     headers of the live samples only, not again those it found freed."""
