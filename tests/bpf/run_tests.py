@@ -792,8 +792,10 @@ def test_sample_pid_leaks_estimates():
 
 def pid_session(work, zt_args, name, steps):
     """zt_workload --wait WORK, traced by ztrace ZT_ARGS --json -p from its
-    first sync point on. At each of STEPS, (pattern, seconds), the workload
-    goes on to the sync point PATTERN and ztrace is given SECONDS; then
+    first sync point on. At each of STEPS, (pattern, then), the workload
+    goes on to the sync point PATTERN (None: stays where it is), and THEN
+    is the seconds ztrace is given there, or a function called with
+    ztrace's Proc, the JSON output's path and the workload's pid; then
     both end. Returns the JSON output's path."""
     w = Proc([WORKLOAD, "--wait"] + work, env=SAMPLE_ENV)
     path = out_path(name)
@@ -802,10 +804,14 @@ def pid_session(work, zt_args, name, steps):
         pid = int(w.wait_for(r"ZT_SYNC \S+ .*pid=(\d+)").group(1))
         z = Proc([ZTRACE] + zt_args + ["--json", "-o", path, "-p", str(pid)])
         z.wait_for("tracing PID", stream="err")
-        for pattern, seconds in steps:
-            w.send()
-            w.wait_for(pattern)
-            time.sleep(seconds)
+        for pattern, then in steps:
+            if pattern:
+                w.send()
+                w.wait_for(pattern)
+            if callable(then):
+                then(z, path, pid)
+            else:
+                time.sleep(then)
         w.send()
         eq(w.finish(), 0, "workload exit status")
         eq(z.finish(), 0, "ztrace exit status")
@@ -836,28 +842,15 @@ def report_now(z, path, have):
 def test_pid_rss_read_again():
     """-p: the RSS of each report is the target's at that report, as its
     statm says (read again, not the first report's)."""
-    w = Proc([WORKLOAD, "--wait", "many", "200000"])
-    path = out_path("rss.json")
-    z = None
-    try:
-        pid = int(w.wait_for(r"ZT_SYNC pre .*pid=(\d+)").group(1))
-        z = Proc([ZTRACE, "stat", "--json", "-o", path, "-p", str(pid)])
-        z.wait_for("tracing PID", stream="err")
-        rss = [statm_rss(pid)]
-        got = [report_now(z, path, 0)["target"]["rss"]]
-        w.send()
-        w.wait_for(r"ZT_SYNC full.*\n")
+    rss, got = [], []
+
+    def report(z, path, pid):
         rss.append(statm_rss(pid))
-        got.append(report_now(z, path, 1)["target"]["rss"])
-        w.send()
-        w.wait_for(r"ZT_SYNC end.*\n")
-        w.send()
-        eq(w.finish(), 0, "workload exit status")
-        eq(z.finish(), 0, "ztrace exit status")
-    finally:
-        for p in (z, w):
-            if p and p.p.poll() is None:
-                p.p.kill()
+        got.append(report_now(z, path, len(got))["target"]["rss"])
+
+    pid_session(["many", "200000"], ["stat"], "rss.json",
+                [(None, report), (r"ZT_SYNC full.*\n", report),
+                 (r"ZT_SYNC end.*\n", 0)])
     # 200000 blocks of 32 bytes: over 6 MiB more resident.
     check(rss[1] - rss[0] > 6 << 20, "the blocks made no RSS: %r" % rss)
     eq(got, rss, "RSS of the two reports vs the target's statm")
