@@ -216,9 +216,11 @@ static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, int need,
 	__builtin_memcpy(regs, ctx, sizeof(regs));
 #pragma unroll
 	for (i = 0; i < n; i++) {
-		out[i] = 0;
-		if (i >= spec->arg_cnt)
+		/* Optional arguments (n > need: sample_alloc's hash) only. */
+		if (i >= need && i >= spec->arg_cnt) {
+			out[i] = 0;
 			continue;
+		}
 		a = &spec->args[i];
 		switch (a->arg_type) {
 		case BPF_USDT_ARG_CONST:
@@ -298,7 +300,9 @@ static __always_inline void hist_add(__u32 kind, __u64 bytes, __u64 usable)
 		return;
 	ADD(slot->count, 1);
 	ADD(slot->bytes, bytes);
-	ADD(slot->frag, usable > bytes ? usable - bytes : 0);
+	/* An untracked free's frag is 0: no locked add for nothing. */
+	if (usable > bytes)
+		ADD(slot->frag, usable - bytes);
 }
 
 /* The blocks a sample stands for, in thousandths: weight / requested. */
@@ -307,8 +311,10 @@ static __always_inline __u64 sample_milli(__u64 requested, __u64 weight)
 	return weight * ZT_MILLI / (requested ? requested : 1);
 }
 
+/* MILLI: sample_milli() of the sample, which its stack's totals add too. */
 static __always_inline void sample_hist_add(struct zt_sample_cpu *sc,
-					    __u64 requested, __u64 weight)
+					    __u64 requested, __u64 weight,
+					    __u64 milli)
 {
 	struct zt_sample_slot *slot =
 		&sc->hist[log2_bucket(requested) & (ZT_HIST_BUCKETS - 1)];
@@ -316,7 +322,7 @@ static __always_inline void sample_hist_add(struct zt_sample_cpu *sc,
 	ADD(slot->samples, 1);
 	ADD(slot->requested, requested);
 	ADD(slot->weight, weight);
-	ADD(slot->count_milli, sample_milli(requested, weight));
+	ADD(slot->count_milli, milli);
 }
 
 static __always_inline struct zt_stack_slot *
@@ -788,7 +794,8 @@ static __always_inline void block_fill(struct zt_block *blk, __u64 requested,
  */
 static __always_inline void block_enter(struct pt_regs *ctx,
 					struct zt_counters *c, __u64 ptr,
-					__u64 requested, __u64 usable)
+					__u64 requested, __u64 usable,
+					__u32 tid)
 {
 	const struct zt_bucket *bk;
 	struct zt_bucket b1, b2;
@@ -827,9 +834,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 		ADD(c->drop_live_usable, usable);
 		return;
 	}
-	block_fill(blk, requested, usable, ts,
-		   (__u32)bpf_get_current_pid_tgid(), stack_id, flags,
-		   prev_tid);
+	block_fill(blk, requested, usable, ts, tid, stack_id, flags, prev_tid);
 	if (t) {
 		ADD(t->live_blocks, 1);
 		ADD(t->live_bytes, requested);
@@ -893,11 +898,11 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	struct zt_bucket b1, b2;
 	struct zt_stack_slot *st;
 	struct zt_block *blk;
+	__u64 ts, milli = sample_milli(requested, weight);
 	__u32 stack_id = ZT_STACK_NONE;
-	__u64 ts;
 	int w;
 
-	sample_hist_add(sc, requested, weight);
+	sample_hist_add(sc, requested, weight, milli);
 	ts = birth_ns(&sc->clock);
 	if (capture_stacks) {
 		stack_id = get_stack(ctx, c, ptr, stack_hash);
@@ -905,7 +910,7 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 		if (st) {
 			ADD(st->samples, 1);
 			ADD(st->weight, weight);
-			ADD(st->count_milli, sample_milli(requested, weight));
+			ADD(st->count_milli, milli);
 		}
 	}
 	live_buckets(ptr, &b1, &b2);
@@ -978,7 +983,8 @@ static __always_inline int on_alloc(struct pt_regs *ctx, __u64 ptr,
 
 	if (!c)
 		return 0;
-	block_enter(ctx, c, ptr, requested, usable);
+	block_enter(ctx, c, ptr, requested, usable,
+		    (__u32)bpf_get_current_pid_tgid());
 	return 0;
 }
 
@@ -997,14 +1003,16 @@ static __always_inline int on_realloc(struct pt_regs *ctx, __u64 old, __u64 new,
 				      __u64 new_usable)
 {
 	struct zt_counters *c = get_counters();
+	__u32 tid;
 
 	if (!c)
 		return 0;
 	ADD(c->reallocs, 1);
 	if (old == new)
 		ADD(c->reallocs_inplace, 1);
-	block_leave(c, old, old_usable, (__u32)bpf_get_current_pid_tgid());
-	block_enter(ctx, c, new, requested, new_usable);
+	tid = (__u32)bpf_get_current_pid_tgid();
+	block_leave(c, old, old_usable, tid);
+	block_enter(ctx, c, new, requested, new_usable, tid);
 	return 0;
 }
 
@@ -1100,7 +1108,9 @@ static __always_inline int sample_args(struct pt_regs *ctx, __u64 *out)
 	__builtin_memcpy(regs, ctx, sizeof(regs));
 #pragma unroll
 	for (i = 0; i < ZT_SAMPLE_ARGS; i++)
-		out[i] = reg_value(regs, sample_reg_off[i]);
+		out[i] = (ZT_SAMPLE_ARGS_READ & (1U << i)) ?
+				 reg_value(regs, sample_reg_off[i]) :
+				 0;
 	return 0;
 }
 
