@@ -131,7 +131,7 @@ void sample_slot_sub(struct zt_sample_slot *d, const struct zt_sample_slot *a,
 static int derive_sample_free(const struct zt_probes *p, struct zt_snapshot *s)
 {
 	struct zt_sample_slot live[ZT_HIST_BUCKETS] = {};
-	struct zt_live_entry *v;
+	const struct zt_live_entry *v;
 	size_t n, i;
 	int b, err;
 
@@ -149,7 +149,6 @@ static int derive_sample_free(const struct zt_probes *p, struct zt_snapshot *s)
 		l->weight += k->weight;
 		l->count_milli += est_milli(k->requested, k->weight);
 	}
-	free(v);
 	for (b = 0; b < ZT_HIST_BUCKETS; b++)
 		sample_slot_sub(&s->shist[ZT_SHIST_FREE][b],
 				&s->shist[ZT_SHIST_ALLOC][b], &live[b]);
@@ -361,42 +360,28 @@ static int entry_add(void *arg, __u64 ptr, const struct zt_block *b)
 	return 0;
 }
 
-/* A copy of the N entries V, or NULL. */
-static struct zt_live_entry *entries_dup(const struct zt_live_entry *v,
-					 size_t n)
-{
-	struct zt_live_entry *c = malloc((n ? n : 1) * sizeof(*c));
-
-	if (c && n)
-		memcpy(c, v, n * sizeof(*c));
-	return c;
-}
-
 int collect_live_samples(const struct zt_probes *p, __u64 as_of,
-			 struct zt_live_entry **v, size_t *n)
+			 const struct zt_live_entry **v, size_t *n)
 {
 	struct zt_sample_live *sl = p->live_check;
 	struct entry_list l = { 0 };
 	int err;
 
-	if (as_of && as_of == sl->last_as_of) {
-		*v = entries_dup(sl->last, sl->last_n);
-		*n = sl->last_n;
-		return *v ? 0 : -ENOMEM;
+	if (!as_of || as_of != sl->last_as_of) {
+		err = each_way(p, entry_add, &l);
+		if (!err)
+			err = sample_live_check(sl, p->pid, l.v, l.n);
+		if (err) {
+			free(l.v);
+			return err;
+		}
+		free(sl->last);
+		sl->last = l.v;
+		sl->last_n = l.n;
+		sl->last_as_of = as_of;
 	}
-	err = each_way(p, entry_add, &l);
-	if (!err)
-		err = sample_live_check(sl, p->pid, l.v, l.n);
-	if (err) {
-		free(l.v);
-		return err;
-	}
-	free(sl->last);
-	sl->last = as_of ? entries_dup(l.v, l.n) : NULL;
-	sl->last_n = sl->last ? l.n : 0;
-	sl->last_as_of = sl->last ? as_of : 0;
-	*v = l.v;
-	*n = l.n;
+	*v = sl->last;
+	*n = sl->last_n;
 	return 0;
 }
 
@@ -405,7 +390,7 @@ int collect_each_block(const struct zt_probes *p,
 				 const struct zt_block *b),
 		       void *arg)
 {
-	struct zt_live_entry *v;
+	const struct zt_live_entry *v;
 	size_t n, i;
 	int err;
 
@@ -417,7 +402,6 @@ int collect_each_block(const struct zt_probes *p,
 	for (i = 0; !err && i < n; i++)
 		if (v[i].live)
 			err = fn(arg, v[i].ptr, &v[i].b);
-	free(v);
 	return err;
 }
 
@@ -470,7 +454,7 @@ static void read_sample_totals(const struct zt_probes *p,
 static int walk_live_samples(const struct zt_probes *p, struct leak_walk *lw)
 {
 	struct leak_index *ix = lw->ix;
-	struct zt_live_entry *v;
+	const struct zt_live_entry *v;
 	size_t n, i;
 	int err;
 
@@ -493,7 +477,6 @@ static int walk_live_samples(const struct zt_probes *p, struct leak_walk *lw)
 		l->total_live_bytes += b->weight;
 		l->total_live_est_milli += est_milli(b->requested, b->weight);
 	}
-	free(v);
 	return err;
 }
 

@@ -107,10 +107,11 @@ struct zt_live_entry;
  * Sampled mode: every entry of the live table, with its live verdict, as
  * of AS_OF (a snapshot's mono_ns; 0: now). A report's counters and its
  * leaks ask for the same AS_OF: the second gets the first's entries and
- * verdicts, without reading the target again.
+ * verdicts, without reading the target again. *V is the probes' own,
+ * valid until the next call: not to be freed.
  */
 int collect_live_samples(const struct zt_probes *p, __u64 as_of,
-			 struct zt_live_entry **v, size_t *n);
+			 const struct zt_live_entry **v, size_t *n);
 /* The user stack of STACK_ID, leaf first; returns the frame count. */
 int collect_stack(const struct zt_probes *p, __u32 stack_id, __u64 *ips,
 		  int max);

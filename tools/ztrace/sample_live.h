@@ -48,10 +48,10 @@ struct zt_sample_live {
 	__u64 unverified; /* entries of the last check taken as live unread */
 	__u64 headers_read; /* since the first check: each live or new one */
 	__u64 checks; /* checks that read the target */
-	/* The last check's entries, as of last_as_of (collect.c's). */
+	/* The last check's entries, as of last_as_of (0: now), collect.c's. */
 	struct zt_live_entry *last;
 	size_t last_n;
-	__u64 last_as_of; /* 0: none kept */
+	__u64 last_as_of;
 	int err; /* why the last check could not read the target, or 0 */
 };
 

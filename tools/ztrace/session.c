@@ -59,12 +59,18 @@ static void session_report(struct zt_session *s, bool final)
  */
 static void check_live_samples(struct zt_session *s)
 {
-	struct zt_live_entry *v;
+	const struct zt_live_entry *v;
 	size_t n;
 
-	if (s->probes.sampled && s->probes.skel && !s->ops->noop &&
-	    !collect_live_samples(&s->probes, 0, &v, &n))
-		free(v);
+	if (s->probes.sampled && s->probes.skel && !s->ops->noop)
+		collect_live_samples(&s->probes, 0, &v, &n);
+}
+
+/* The mode's own refresh: symbolizing stacks while the target runs. */
+static void refresh_mode(struct zt_session *s)
+{
+	if (s->alive && s->ops->refresh)
+		s->ops->refresh(s);
 }
 
 static void refresh(struct zt_session *s)
@@ -73,8 +79,7 @@ static void refresh(struct zt_session *s)
 		return;
 	read_target_figures(s);
 	check_live_samples(s);
-	if (s->ops->refresh)
-		s->ops->refresh(s);
+	refresh_mode(s);
 }
 
 /* The child is stopped at its exit: its memory is still readable. */
@@ -84,7 +89,7 @@ static void on_exit_stop(void *ctx)
 
 	if (!s->final_done) {
 		s->end_reason = "exited";
-		refresh(s);
+		refresh_mode(s);
 		session_report(s, true);
 	}
 	s->alive = false;
@@ -257,7 +262,7 @@ static void run_loop(struct zt_session *s, int sfd)
 			handle_input(s, &fds[2], &stop);
 		if (s->report_now && !stopped) {
 			s->report_now = false;
-			refresh(s);
+			refresh_mode(s);
 			session_report(s, false);
 		}
 		if (fds[1].revents) {
@@ -271,7 +276,7 @@ static void run_loop(struct zt_session *s, int sfd)
 			s->end_reason = "duration elapsed";
 		}
 		if (stop && !stopped) {
-			refresh(s);
+			refresh_mode(s);
 			session_report(s, true);
 			if (!s->target.spawned || s->target.exited)
 				return;
@@ -283,9 +288,12 @@ static void run_loop(struct zt_session *s, int sfd)
 		}
 		if (stopped && interrupts > 1)
 			return;
+		/* A report due now is itself a refresh. */
 		if (now >= next_refresh) {
-			if (!stopped)
+			if (!stopped && now < next_report)
 				refresh(s);
+			else if (!stopped)
+				refresh_mode(s);
 			next_refresh = now + ZT_REFRESH_NS;
 		}
 		if (!stopped && now >= next_report) {
