@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* collect.c - BPF map readers (see collect.h). */
 #include <errno.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -308,8 +307,8 @@ static int bucket_ways(const struct zt_probes *p, size_t i,
  * The live table, read in place (mapped by probes.c): no syscalls. The
  * ways first, 40 bytes a bucket, their blocks only when taken (a way
  * taken meanwhile is the next report's). In sampled mode only the buckets
- * marked in use are read: at --max-samples' default that is a 4 KiB
- * bitmap instead of a 1.3 MiB table at each refresh.
+ * marked in use are read: at --sample's default size (65536 samples),
+ * a 4 KiB bitmap instead of a 1.3 MiB table at each refresh.
  */
 static int each_way(const struct zt_probes *p,
 		    int (*fn)(void *arg, __u64 ptr, const struct zt_block *b),

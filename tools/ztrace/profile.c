@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "estimate.h"
 #include "leaks.h"
 #include "options.h"
 #include "output.h"
@@ -61,7 +62,7 @@ static int read_sample_totals(const struct zt_probes *p, __u32 id,
 	err = collect_stack_slot(p, id, &v);
 	if (err)
 		return err;
-	t->allocs = (v.count_milli + 500) / 1000;
+	t->allocs = est_count((__s64)v.count_milli);
 	t->bytes = v.weight;
 	return 0;
 }
@@ -171,7 +172,7 @@ static int collect_live(struct zt_session *s, __u64 min_age_ns,
 			break;
 		}
 		if (set.sampled) {
-			r->live_blocks = (set.v[i].est_milli + 500) / 1000;
+			r->live_blocks = est_count((__s64)set.v[i].est_milli);
 			r->live_bytes = set.v[i].est_bytes;
 		} else {
 			r->live_blocks = set.v[i].blocks;

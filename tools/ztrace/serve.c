@@ -302,7 +302,7 @@ static int snap_one(struct serve_target *st, struct serve_snap *out)
 		return err;
 	out->s.used_memory_err =
 		used_memory_read(&st->um, &st->t, &out->s.used_memory);
-	out->s.rss_err = proc_rss(st->t.pid, &out->s.rss);
+	out->s.rss_err = target_rss(&st->t, &out->s.rss);
 	if (env.sample) {
 		estimate_totals(&out->s, &out->e);
 		if (!sample_ctl_read(&st->sc, &st->t))
