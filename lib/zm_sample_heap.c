@@ -30,7 +30,6 @@
 #define ZM_MAX_PAGES (ZM_SAMPLE_HEAP_MAX / ZM_PAGE)
 #define ZM_MIN_LEN ((uintptr_t)128 << 20)
 #define ZM_DIRTY_MAX 2048 /* 8 MiB of freed pages kept */
-#define ZM_STASH_PAGES 8
 
 _Static_assert(ZM_MAX_PAGES <= UINT32_MAX, "a page index fits a stash slot");
 

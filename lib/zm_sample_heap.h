@@ -31,6 +31,8 @@
 #include <stdint.h>
 
 #define ZM_SAMPLE_HEAP_MAX ((uintptr_t)64 << 30) /* reserved, not committed */
+#define ZM_STASH_PAGES \
+	8 /* one-page samples a thread keeps (zm_sample_heap.c) */
 #include "zmalloc_sampling.h"
 
 #define ZM_SAMPLE_HDR_SIZE ZMALLOC_SAMPLE_HDR_SIZE

@@ -384,18 +384,16 @@ static void test_sample_cross_thread_free(void **state)
 	zmalloc_set_sample_bytes(0);
 }
 
-#define STASH_PAGES 8 /* zm_sample_heap.c: one-page samples a thread keeps */
-
-/* A thread's STASH_PAGES one-page samples, freed: its stash, then exit. */
+/* A thread's ZM_STASH_PAGES one-page samples, freed: its stash, then exit. */
 static void *fill_stash_and_exit(void *arg)
 {
 	void **blocks = arg;
 	int i;
 
 	zfree(zmalloc(100)); /* arms this thread's sampler, unsampled */
-	for (i = 0; i < STASH_PAGES; i++)
+	for (i = 0; i < ZM_STASH_PAGES; i++)
 		blocks[i] = zmalloc(100);
-	for (i = 0; i < STASH_PAGES; i++)
+	for (i = 0; i < ZM_STASH_PAGES; i++)
 		zfree(blocks[i]);
 	return NULL;
 }
@@ -407,7 +405,7 @@ static void *fill_stash_and_exit(void *arg)
  */
 static void test_sample_stash(void **state)
 {
-	void *mine[STASH_PAGES * 2], *theirs[STASH_PAGES], *p, *q;
+	void *mine[ZM_STASH_PAGES * 2], *theirs[ZM_STASH_PAGES], *p, *q;
 	size_t start = zmalloc_used_memory();
 	pthread_t tid;
 	int i, j, found;
@@ -438,19 +436,19 @@ static void test_sample_stash(void **state)
 	assert_int_equal(
 		pthread_create(&tid, NULL, fill_stash_and_exit, theirs), 0);
 	pthread_join(tid, NULL);
-	for (i = 0; i < STASH_PAGES; i++)
+	for (i = 0; i < ZM_STASH_PAGES; i++)
 		assert_true(is_sampled(theirs[i]));
 	/* Past this thread's own stash: the heap's lowest free pages. */
-	for (i = 0; i < STASH_PAGES * 2; i++) {
+	for (i = 0; i < ZM_STASH_PAGES * 2; i++) {
 		mine[i] = zmalloc(100);
 		assert_true(is_sampled(mine[i]));
 	}
-	for (i = 0; i < STASH_PAGES; i++) {
-		for (j = 0, found = 0; j < STASH_PAGES * 2; j++)
+	for (i = 0; i < ZM_STASH_PAGES; i++) {
+		for (j = 0, found = 0; j < ZM_STASH_PAGES * 2; j++)
 			found += mine[j] == theirs[i];
 		assert_int_equal(found, 1);
 	}
-	for (i = 0; i < STASH_PAGES * 2; i++)
+	for (i = 0; i < ZM_STASH_PAGES * 2; i++)
 		zfree(mine[i]);
 	sampling(false);
 	assert_int_equal(zmalloc_used_memory(), start);
