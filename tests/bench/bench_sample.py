@@ -144,7 +144,9 @@ class Work:
 
     def find_semaphore(self):
         """sample_alloc's semaphore in the target: the library's note
-        gives its address from the library's load address."""
+        gives its address from the library's load address (found once)."""
+        if self.semaphore is not None:
+            return
         with open("/proc/%d/maps" % self.pid) as f:
             for line in f:
                 fields = line.split()
@@ -192,7 +194,7 @@ class Work:
 
 def attach(work, args, name, warm_ops=None):
     """ztrace ARGS on WORK, past its start-up: (process, JSON path, the
-    start-up's CPU)."""
+    start-up's CPU, the operations of the warm-up)."""
     out = os.path.join(TMP, "%s-%d.json" % (name, time.monotonic_ns()))
     z = subprocess.Popen([ZTRACE] + args + ["--json", "-o", out, "-p",
                                             str(work.pid)],
@@ -200,10 +202,10 @@ def attach(work, args, name, warm_ops=None):
     read_line(z.stderr, r"tracing PID", "ztrace")
     start = sched_ns(z.pid)
     settle(z.pid)
-    work.go(warm_ops or WARM_OPS)  # shows ztrace the stacks...
+    warm = work.go(warm_ops or WARM_OPS)  # shows ztrace the stacks...
     time.sleep(1.2)  # ...which its next refresh symbolizes
     settle(z.pid)
-    return z, out, sched_ns(z.pid) - start
+    return z, out, sched_ns(z.pid) - start, warm["ops"]
 
 
 def detach(z, out):
@@ -240,13 +242,14 @@ def toggled(work, args, name):
     if args == LIBRARY:
         return library_alone(work)
     work.find_semaphore()
-    z, out, startup = attach(work, args, name)
+    z, out, startup, ops = attach(work, args, name)
     session = {"pairs": work.toggle(PHASE_OPS, PAIRS), "startup_ns": startup}
+    ops += sum(on["ops"] for on, _ in session["pairs"])
     if args == SAMPLED:
         set_stats(True)
         try:
             for _ in range(2):
-                work.go(STATS_OPS)
+                ops += work.go(STATS_OPS)["ops"]
         finally:
             set_stats(False)
     doc = detach(z, out)
@@ -255,14 +258,14 @@ def toggled(work, args, name):
         session["bpf_cnt"] = doc["bpf"]["run_cnt"]
         session["samples"] = doc["events"]["alloc_samples"]
         # Sampled: the warm-up, the on-phases and the stats phases.
-        session["ops"] = WARM_OPS + PHASE_OPS * PAIRS + 2 * STATS_OPS
+        session["ops"] = ops
     return session
 
 
 def exact(work):
     """untraced, exact, untraced: the exact ratio of one process."""
     base = [work.go(EXACT_OPS)]
-    z, out, _ = attach(work, EXACT, "exact", EXACT_OPS // 10)
+    z, out, _, _ = attach(work, EXACT, "exact", EXACT_OPS // 10)
     traced = work.go(EXACT_OPS)
     detach(z, out)
     base.append(work.go(EXACT_OPS))
@@ -292,7 +295,7 @@ def paced(threads):
     the pace achieved in MiB/s, the BPF program's ns a run, samples a
     second)."""
     work = Work(threads)
-    z, out, _ = attach(work, SAMPLED, "rate")
+    z, out, _, _ = attach(work, SAMPLED, "rate")
     z0, t0 = sched_ns(z.pid), time.monotonic_ns()
     set_stats(True)
     try:
@@ -357,12 +360,12 @@ def main():
             for rep in range(REPS):
                 work = Work(threads)
                 work.go(START_OPS)
-                order = [LIBRARY, SAMPLED, FLOOR]
+                order = [("library", LIBRARY), ("sampled", SAMPLED),
+                         ("noop", FLOOR)]
                 if rep % 2:
                     order.reverse()
-                for args in order:
-                    runs[args[0] if args != SAMPLED else "sampled"].append(
-                        toggled(work, args, args[0]))
+                for name, args in order:
+                    runs[name].append(toggled(work, args, name))
                 work.close()
                 work = Work(threads)
                 exacts.append(exact(work))
