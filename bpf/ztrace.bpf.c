@@ -7,7 +7,9 @@
  *
  * Every counter lives in a per-CPU slot and is updated with an atomic add:
  * a per-CPU slot is never contended, and the add stays correct when a
- * preempted program shares its CPU with another one.
+ * preempted program shares its CPU with another one. Sampled mode's
+ * per-stack totals (stack_slots) and bucket marks (live_used) are shared:
+ * samples come seldom enough that their lines are not contended.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -87,7 +89,8 @@ struct {
 } live_used SEC(".maps");
 
 /*
- * The allocating stacks, walked by walk_stack(): key a stack id, below
+ * The allocating stacks, walked by walk_stack() or read from a sample's
+ * header (read_sample_stack()): key a stack id, below
  * stack_mask + 1; value its return addresses, leaf first, 0-terminated
  * unless they fill it.
  * Sized by --max-stacks and --stack-depth before load, as is the per-CPU
@@ -124,9 +127,11 @@ struct {
 } stack_slots SEC(".maps");
 
 /*
- * Indexed by stack id: ids are below stack_mask + 1, and the slot after
- * them holds the blocks whose stack was not recorded (totals_none_slot). An array lookup is
- * inlined by the verifier, where a hash lookup costs a hash and a walk.
+ * Exact mode's per-stack totals (sampled mode's are in stack_slots, and
+ * this is sized to 1): indexed by stack id, below stack_mask + 1, and the
+ * slot after them holds the blocks whose stack was not recorded
+ * (totals_none_slot). An array lookup is inlined by the verifier, where a
+ * hash lookup costs a hash and a walk.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -404,9 +409,6 @@ static __always_inline void walk_stack(struct pt_regs *ctx, __u64 *ips)
 	ips[0] = PT_REGS_IP(ctx);
 	bpf_loop(stack_depth - 1, walk_step, &w, 0);
 }
-
-#define ZT_FNV_BASIS 0xcbf29ce484222325ULL
-#define ZT_FNV_PRIME 0x100000001b3ULL
 
 /*
  * A stack's key, never 0: the hash of its frames after the first, as the

@@ -52,6 +52,8 @@
 #define ZT_SAMPLE_STACK 0x6b63617473706d7aULL
 #define ZT_SAMPLE_FRAMES 31
 #define ZT_SAMPLE_STACK_OFFSET (32 + 272) /* bytes before the block */
+#define ZT_FNV_BASIS 0xcbf29ce484222325ULL /* the library's stack hash */
+#define ZT_FNV_PRIME 0x100000001b3ULL
 
 struct zt_sample_stack {
 	__u64 check; /* ZT_SAMPLE_STACK ^ block address */
@@ -207,12 +209,12 @@ struct zt_counters {
 	__u64 drop_live_usable; /* their usable bytes (sampled: weights) */
 	__u64 drop_stack_collision; /* stack id bucket held another stack */
 	__u64 drop_stack_error; /* user stack could not be walked or stored */
-	__u64 drop_totals_full; /* stack_totals map full */
+	__u64 drop_totals_full; /* no totals slot (stack_totals, stack_slots) */
 	__u64 drop_args; /* probe hits whose arguments could not be read */
 	__u64 sample_alloc_hits; /* sampled mode: from zt_sample_cpu.hits */
 	__u64 sample_ways_reused; /* ways of freed samples taken, table full */
 	__u64 sample_stacks_read; /* samples whose stack was not known by hash */
-	__u64 sample_stacks_walked; /* of which walked: the library wrote none */
+	__u64 sample_stacks_walked; /* of which walked: none written, or deeper */
 	__u64 sample_hash_mismatches; /* samples: hash != its written frames' */
 	__u64 stacks_stored; /* stacks that entered the stacks map */
 };

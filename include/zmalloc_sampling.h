@@ -109,13 +109,16 @@ struct zmalloc_sample_stack {
  * about as much as the rest of a sample's program here). FNV-1a over the
  * 64-bit words, with the low bit set so that no hash is 0.
  */
+#define ZMALLOC_SAMPLE_HASH_BASIS 0xcbf29ce484222325ULL /* FNV-1a 64 */
+#define ZMALLOC_SAMPLE_HASH_PRIME 0x100000001b3ULL
+
 static inline uint64_t zmalloc_sample_stack_hash(const uint64_t *frames,
 						 uint64_t nframes)
 {
-	uint64_t h = 0xcbf29ce484222325ULL, i;
+	uint64_t h = ZMALLOC_SAMPLE_HASH_BASIS, i;
 
 	for (i = 0; i < nframes; i++)
-		h = (h ^ frames[i]) * 0x100000001b3ULL;
+		h = (h ^ frames[i]) * ZMALLOC_SAMPLE_HASH_PRIME;
 	return nframes ? h | 1 : 0;
 }
 

@@ -6,10 +6,10 @@
  * Sampled blocks (one per ZMALLOC_SAMPLE_BYTES allocated, on average) are
  * not taken from the backend but from one region of address space reserved
  * for them. zm_in_sample_heap(p) is then a subtraction and a compare
- * against a word that is written once, when the region is reserved: no
- * lookup, no lock, no kernel entry and no cache line that anybody writes,
- * whatever the backend. Before the region exists the word holds an address
- * in the kernel half, where no user pointer can be.
+ * against two words written once, when the region is reserved: no lookup,
+ * no lock, no kernel entry and no cache line that anybody writes, whatever
+ * the backend. Before the region exists its length is 0: no pointer is in
+ * it.
  *
  * Each sampled block takes whole pages: its allocating stack (272 bytes)
  * at the start of its first page, a 32-byte header, then the caller's

@@ -23,6 +23,9 @@ _Static_assert(ZT_SAMPLE_FRAMES == ZMALLOC_SAMPLE_FRAMES, "stack frames");
 _Static_assert(sizeof(struct zt_sample_stack) ==
 		       sizeof(struct zmalloc_sample_stack),
 	       "stack size");
+_Static_assert(ZT_FNV_BASIS == ZMALLOC_SAMPLE_HASH_BASIS &&
+		       ZT_FNV_PRIME == ZMALLOC_SAMPLE_HASH_PRIME,
+	       "stack hash");
 _Static_assert(ZT_SAMPLE_STACK_OFFSET ==
 		       ZMALLOC_SAMPLE_HDR_SIZE + ZMALLOC_SAMPLE_STACK_SIZE,
 	       "stack offset");
