@@ -211,7 +211,6 @@ struct zt_counters {
 	__u64 drop_stack_error; /* user stack could not be walked or stored */
 	__u64 drop_totals_full; /* no totals slot (stack_totals, stack_slots) */
 	__u64 drop_args; /* probe hits whose arguments could not be read */
-	__u64 sample_alloc_hits; /* sampled mode: from zt_sample_cpu.hits */
 	__u64 sample_ways_reused; /* ways of freed samples taken, table full */
 	__u64 sample_stacks_read; /* samples whose stack was not known by hash */
 	__u64 sample_stacks_walked; /* of which walked: none written, or deeper */

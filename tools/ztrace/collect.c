@@ -96,7 +96,7 @@ static int collect_sample_hist(const struct zt_probes *p, struct zt_snapshot *s)
 	err = lookup_percpu_sum(fd, &key, sum, sizeof(*sum), p->ncpus);
 	if (!err) {
 		memcpy(s->shist[ZT_SHIST_ALLOC], sum->hist, sizeof(sum->hist));
-		s->c.sample_alloc_hits = sum->hits;
+		s->sample_alloc_hits = sum->hits;
 	}
 	free(sum);
 	return err;

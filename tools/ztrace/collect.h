@@ -35,6 +35,7 @@ struct zt_snapshot {
 	 * derived from the live check (sample_live.h), with its caveats.
 	 */
 	struct zt_sample_slot shist[ZT_SHIST_KINDS][ZT_HIST_BUCKETS];
+	__u64 sample_alloc_hits; /* sampled mode: zt_sample_cpu.hits, summed */
 	__u64 live_unverified; /* samples taken as live, target unreadable */
 	__u64 live_headers_read; /* sample headers read by the live checks */
 	__u64 live_checks; /* live checks that read the target */

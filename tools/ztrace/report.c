@@ -315,7 +315,7 @@ static void json_sampled(struct jw *w, const struct zt_session *s)
 	jw_bool(w, "rate_set_by_ztrace", sc->set_bytes || env.sample_bytes);
 	jw_u64(w, "lost", sc->lost);
 	jw_u64(w, "lost_since_attach", samples_lost(s));
-	jw_u64(w, "sample_alloc_hits", c->sample_alloc_hits);
+	jw_u64(w, "sample_alloc_hits", n->sample_alloc_hits);
 	jw_u64(w, "live_unverified", n->live_unverified);
 	jw_u64(w, "headers_read", n->live_headers_read);
 	jw_u64(w, "live_checks", n->live_checks);
