@@ -6,7 +6,8 @@
  * (zmalloc_probes.h: sample_alloc, sample_free) fire for about one block
  * per ZMALLOC_SAMPLE_BYTES allocated instead, and only while a tracer holds
  * the semaphore of sample_alloc; with it at zero, sampling costs one load
- * and a predicted branch per allocation and is otherwise off.
+ * and a predicted branch per allocation (and a direct jump: lib/zmalloc.c)
+ * and is otherwise off.
  *
  * While on, each thread counts down the requested bytes it allocates to its
  * next sample; the intervals are drawn from an exponential distribution with

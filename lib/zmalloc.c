@@ -16,6 +16,15 @@
  * from the sample heap instead of the backend (zm_sampled.c); a block is
  * known to be sampled by its address, so every path below asks
  * zm_in_sample_heap() before it asks the backend about a block.
+ *
+ * Every entry point that allocates is a dispatcher and two copies of its
+ * body (ZM_ENTRY): one that never samples, one with the countdown to the
+ * next sample inline. The dispatcher tests sample_alloc's semaphore and
+ * jumps to a copy before any frame is set up, so each copy runs straight
+ * through, with its own frame and return: an untraced call pays one load,
+ * a predicted branch and a jump; a call under a sampling tracer, the
+ * countdown and one jump more. (With the copies inside one function the
+ * sampling copy jumped back to the shared return, and cost twice as much.)
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,13 +82,6 @@ static inline __attribute__((always_inline)) size_t zm_usable(void *ptr,
 	return sampled ? zm_sample_hdr_of(ptr)->usable : zm_be_usable(ptr);
 }
 
-/* While a sampling tracer is attached: is this request a sample? */
-static inline __attribute__((always_inline)) bool zm_sampling(size_t size,
-							      uint64_t *weight)
-{
-	return ZM_PROBE_ENABLED(sample_alloc) && zm_sample_tick(size, weight);
-}
-
 static inline __attribute__((always_inline)) void *
 zm_alloc_path(size_t size, bool zero, size_t *usable, bool sampling)
 {
@@ -108,19 +110,6 @@ fail:
 	if (usable)
 		*usable = 0;
 	return NULL;
-}
-
-/*
- * Two copies of the path: while a sampling tracer is attached, a call
- * branches once into the copy that counts down to its next sample, and
- * runs straight through it.
- */
-static inline __attribute__((always_inline)) void *
-zm_alloc(size_t size, bool zero, size_t *usable)
-{
-	if (ZM_PROBE_ENABLED(sample_alloc))
-		return zm_alloc_path(size, zero, usable, true);
-	return zm_alloc_path(size, zero, usable, false);
 }
 
 /* usable is the block's usable size, known by the caller or looked up. */
@@ -167,16 +156,16 @@ zm_resize_by_copy(void *ptr, size_t size, size_t old_usable, bool old_sampled,
 }
 
 static inline __attribute__((always_inline)) void *
-zm_resize(void *ptr, size_t size, size_t *usable)
+zm_resize(void *ptr, size_t size, size_t *usable, bool sampling)
 {
 	size_t old_usable, got;
 	uintptr_t old_addr; /* for the probe: ptr is dead after a move */
 	bool old_sampled, new_sampled;
-	uint64_t weight;
+	uint64_t weight = 0; /* set by a sample; GCC cannot see that */
 	void *moved;
 
 	if (ptr == NULL)
-		return zm_alloc(size, false, usable);
+		return zm_alloc_path(size, false, usable, sampling);
 	old_sampled = zm_in_sample_heap(ptr);
 	if (size == 0) {
 		zm_release(ptr, zm_usable(ptr, old_sampled), old_sampled);
@@ -187,7 +176,7 @@ zm_resize(void *ptr, size_t size, size_t *usable)
 	if (__builtin_expect(size >= ZM_MAX_REQUEST, 0))
 		goto fail;
 	old_usable = zm_usable(ptr, old_sampled);
-	new_sampled = zm_sampling(size, &weight);
+	new_sampled = sampling && zm_sample_tick(size, &weight);
 	if (__builtin_expect(old_sampled || new_sampled, 0)) {
 		moved = zm_resize_by_copy(ptr, size, old_usable, old_sampled,
 					  new_sampled, weight, &got);
@@ -215,105 +204,144 @@ fail:
 	return NULL;
 }
 
-ZM_API void *zm_malloc(size_t size)
-{
-	void *ptr = zm_alloc(size, false, NULL);
+/*
+ * ZM_ENTRY(ret, name, params, args...) defines the entry point name() from
+ * name_body(sampling, args...), an always-inline body: the dispatcher and
+ * its two copies (see the top of this file). Without probes there is
+ * nothing to sample, and name() is the body alone.
+ */
+#ifdef ZM_NO_PROBES
+#define ZM_ENTRY(ret, name, params, ...)                \
+	ZM_API ret name params                          \
+	{                                               \
+		return name##_body(false, __VA_ARGS__); \
+	}
+#else
+#define ZM_ENTRY(ret, name, params, ...)                            \
+	static __attribute__((noinline)) ret name##_sampling params \
+	{                                                           \
+		return name##_body(true, __VA_ARGS__);              \
+	}                                                           \
+	static __attribute__((noinline)) ret name##_plain params    \
+	{                                                           \
+		return name##_body(false, __VA_ARGS__);             \
+	}                                                           \
+	ZM_API ret name params                                      \
+	{                                                           \
+		if (ZM_PROBE_ENABLED(sample_alloc))                 \
+			return name##_sampling(__VA_ARGS__);        \
+		return name##_plain(__VA_ARGS__);                   \
+	}
+#endif
 
+/* The bodies: the allocation families, each in its two flavours. */
+#define ZM_BODY static inline __attribute__((always_inline)) void *
+
+/* An allocation that must not fail: zmalloc's OOM handler if it does. */
+static inline __attribute__((always_inline)) void *zm_or_oom(void *ptr,
+							     size_t size)
+{
 	if (!ptr)
 		zm_oom(size);
 	return ptr;
 }
 
-ZM_API void *zcalloc(size_t size)
+ZM_BODY zm_malloc_body(bool sampling, size_t size)
 {
-	void *ptr = zm_alloc(size, true, NULL);
-
-	if (!ptr)
-		zm_oom(size);
-	return ptr;
+	return zm_or_oom(zm_alloc_path(size, false, NULL, sampling), size);
 }
+ZM_ENTRY(void *, zm_malloc, (size_t size), size)
+
+ZM_BODY zcalloc_body(bool sampling, size_t size)
+{
+	return zm_or_oom(zm_alloc_path(size, true, NULL, sampling), size);
+}
+ZM_ENTRY(void *, zcalloc, (size_t size), size)
 
 /* As Valkey: a zero size or a product that wraps is an OOM of SIZE_MAX. */
-ZM_API void *zcalloc_num(size_t num, size_t size)
+ZM_BODY zcalloc_num_body(bool sampling, size_t num, size_t size)
 {
-	void *ptr;
-
 	if (size == 0 || num > SIZE_MAX / size) {
 		ZM_FIRE(oom, SIZE_MAX);
 		zm_oom(SIZE_MAX);
 		return NULL;
 	}
-	ptr = zm_alloc(num * size, true, NULL);
-	if (!ptr)
-		zm_oom(num * size);
-	return ptr;
+	return zm_or_oom(zm_alloc_path(num * size, true, NULL, sampling),
+			 num * size);
 }
+ZM_ENTRY(void *, zcalloc_num, (size_t num, size_t size), num, size)
 
-ZM_API void *zrealloc(void *ptr, size_t size)
+ZM_BODY zrealloc_body(bool sampling, void *ptr, size_t size)
 {
-	void *moved = zm_resize(ptr, size, NULL);
+	void *moved = zm_resize(ptr, size, NULL, sampling);
 
 	if (!moved && size != 0)
 		zm_oom(size);
 	return moved;
 }
+ZM_ENTRY(void *, zrealloc, (void *ptr, size_t size), ptr, size)
 
-ZM_API void *ztrymalloc(size_t size)
+ZM_BODY ztrymalloc_body(bool sampling, size_t size)
 {
-	return zm_alloc(size, false, NULL);
+	return zm_alloc_path(size, false, NULL, sampling);
 }
+ZM_ENTRY(void *, ztrymalloc, (size_t size), size)
 
-ZM_API void *ztrycalloc(size_t size)
+ZM_BODY ztrycalloc_body(bool sampling, size_t size)
 {
-	return zm_alloc(size, true, NULL);
+	return zm_alloc_path(size, true, NULL, sampling);
 }
+ZM_ENTRY(void *, ztrycalloc, (size_t size), size)
 
-ZM_API void *ztryrealloc(void *ptr, size_t size)
+ZM_BODY ztryrealloc_body(bool sampling, void *ptr, size_t size)
 {
-	return zm_resize(ptr, size, NULL);
+	return zm_resize(ptr, size, NULL, sampling);
 }
+ZM_ENTRY(void *, ztryrealloc, (void *ptr, size_t size), ptr, size)
 
-ZM_API void *zmalloc_usable(size_t size, size_t *usable)
+ZM_BODY zmalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
-	void *ptr = zm_alloc(size, false, usable);
-
-	if (!ptr)
-		zm_oom(size);
-	return ptr;
+	return zm_or_oom(zm_alloc_path(size, false, usable, sampling), size);
 }
+ZM_ENTRY(void *, zmalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_API void *zcalloc_usable(size_t size, size_t *usable)
+ZM_BODY zcalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
-	void *ptr = zm_alloc(size, true, usable);
-
-	if (!ptr)
-		zm_oom(size);
-	return ptr;
+	return zm_or_oom(zm_alloc_path(size, true, usable, sampling), size);
 }
+ZM_ENTRY(void *, zcalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_API void *zrealloc_usable(void *ptr, size_t size, size_t *usable)
+ZM_BODY zrealloc_usable_body(bool sampling, void *ptr, size_t size,
+			     size_t *usable)
 {
-	void *moved = zm_resize(ptr, size, usable);
+	void *moved = zm_resize(ptr, size, usable, sampling);
 
 	if (!moved && size != 0)
 		zm_oom(size);
 	return moved;
 }
+ZM_ENTRY(void *, zrealloc_usable, (void *ptr, size_t size, size_t *usable), ptr,
+	 size, usable)
 
-ZM_API void *ztrymalloc_usable(size_t size, size_t *usable)
+ZM_BODY ztrymalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
-	return zm_alloc(size, false, usable);
+	return zm_alloc_path(size, false, usable, sampling);
 }
+ZM_ENTRY(void *, ztrymalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_API void *ztrycalloc_usable(size_t size, size_t *usable)
+ZM_BODY ztrycalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
-	return zm_alloc(size, true, usable);
+	return zm_alloc_path(size, true, usable, sampling);
 }
+ZM_ENTRY(void *, ztrycalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_API void *ztryrealloc_usable(void *ptr, size_t size, size_t *usable)
+ZM_BODY ztryrealloc_usable_body(bool sampling, void *ptr, size_t size,
+				size_t *usable)
 {
-	return zm_resize(ptr, size, usable);
+	return zm_resize(ptr, size, usable, sampling);
 }
+ZM_ENTRY(void *, ztryrealloc_usable, (void *ptr, size_t size, size_t *usable),
+	 ptr, size, usable)
 
 ZM_API char *zstrdup(const char *s)
 {

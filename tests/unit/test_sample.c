@@ -352,6 +352,110 @@ static void test_sample_blocks_behave(void **state)
 	zmalloc_set_sample_bytes(0);
 }
 
+/* Every allocating entry point: N blocks of 100 bytes, zeroed by calloc. */
+static int alloc_each_way(void **b, size_t *usable, void *(*grow)(void *))
+{
+	int n = 0;
+
+	b[n++] = zmalloc(100);
+	b[n++] = zcalloc(100);
+	b[n++] = zcalloc_num(4, 25);
+	b[n++] = ztrymalloc(100);
+	b[n++] = ztrycalloc(100);
+	b[n++] = zmalloc_usable(100, &usable[0]);
+	b[n++] = zcalloc_usable(100, &usable[1]);
+	b[n++] = ztrymalloc_usable(100, &usable[2]);
+	b[n++] = ztrycalloc_usable(100, &usable[3]);
+	b[n++] = zrealloc(NULL, 100);
+	b[n++] = ztryrealloc(NULL, 100);
+	b[n++] = zrealloc_usable(NULL, 100, &usable[4]);
+	b[n++] = ztryrealloc_usable(NULL, 100, &usable[5]);
+	b[n++] = zstrdup("a string of its own"); /* through zmalloc */
+	/* A resize to 100 of a 50-byte block taken with sampling off. */
+	b[n++] = grow(NULL);
+	return n;
+}
+
+static void *(*resize_fn)(void *, size_t);
+
+static void *grow_unsampled(void *unused)
+{
+	unsigned short on = *sample_semaphore;
+	void *p;
+
+	(void)unused;
+	*sample_semaphore = 0;
+	p = zmalloc(50);
+	*sample_semaphore = on;
+	memset(p, 7, 50);
+	return resize_fn(p, 100);
+}
+
+/*
+ * Each entry point is a dispatcher and two copies of its body, one of
+ * them sampling: every one of them samples while the semaphore is up (at
+ * one byte, every request), none while it is down, and each gives a block
+ * of the size asked, zeroed if asked, counted exactly in used_memory.
+ */
+static void test_sample_every_entry_point(void **state)
+{
+	void *(*resizes[])(void *, size_t) = { zrealloc, ztryrealloc };
+	static const int usable_at[6] = { 5, 6, 7, 8, 11, 12 };
+	size_t start = zmalloc_used_memory(), sum, usable[6];
+	void *b[16];
+	int on, r, i, j, n;
+
+	(void)state;
+	zmalloc_set_sample_bytes(1);
+	for (on = 1; on >= 0; on--) {
+		for (r = 0; r < 2; r++) {
+			resize_fn = resizes[r];
+			if (on) {
+				sampling(true);
+				/* Ends the interval drawn at the last rate. */
+				zfree(zmalloc(1 << 20));
+			}
+			n = alloc_each_way(b, usable, grow_unsampled);
+			if (on)
+				sampling(false);
+			assert_int_equal(n, 15);
+			for (i = 0, sum = 0; i < n; i++) {
+				assert_non_null(b[i]);
+				assert_int_equal(is_sampled(b[i]), on);
+				sum += zmalloc_size(b[i]);
+			}
+			/* The blocks given with their usable size, in order. */
+			for (i = 0; i < 6; i++)
+				assert_int_equal(
+					usable[i],
+					zmalloc_usable_size(b[usable_at[i]]));
+			for (i = 0; i < n; i++) {
+				bool zeroed = i == 1 || i == 2 || i == 4 ||
+					      i == 6 || i == 8;
+				/* A sample is as large as asked, no larger. */
+				size_t want = i == 13 ? strlen(b[13]) + 1 : 100;
+
+				if (on)
+					assert_int_equal(
+						zmalloc_usable_size(b[i]),
+						want);
+				for (j = 0; zeroed && j < 100; j++)
+					assert_int_equal(
+						((unsigned char *)b[i])[j], 0);
+			}
+			assert_string_equal(b[13], "a string of its own");
+			for (j = 0; j < 50; j++)
+				assert_int_equal(((unsigned char *)b[14])[j],
+						 7);
+			assert_int_equal(zmalloc_used_memory() - start, sum);
+			for (i = 0; i < n; i++)
+				zfree(b[i]);
+			assert_int_equal(zmalloc_used_memory(), start);
+		}
+	}
+	zmalloc_set_sample_bytes(0);
+}
+
 static void *alloc_for_other_thread(void *arg)
 {
 	void **blocks = arg;
@@ -461,6 +565,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sample_off_without_tracer),
 		cmocka_unit_test(test_sample_estimates_unbiased),
 		cmocka_unit_test(test_sample_blocks_behave),
+		cmocka_unit_test(test_sample_every_entry_point),
 		cmocka_unit_test(test_sample_live_word),
 		cmocka_unit_test(test_sample_stack),
 		cmocka_unit_test(test_sample_cross_thread_free),
