@@ -79,10 +79,12 @@ $(O)/obj/%.o: lib/%.c $(LIB_HDRS)
 	$(if $(Q),@echo "  CC      $@")
 	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
+# -z nodelete: dlclose() leaves the library mapped, because a thread that
+# used it runs its per-thread destructors (pthread keys) when it exits.
 $(SO_FILE): $(LIB_OBJS) lib/libzmalloc.map
 	$(if $(Q),@echo "  LD      $@")
 	$(Q)$(CC) $(SAN_FLAGS) -shared -Wl,-soname,$(SO_NAME) \
-		-Wl,--version-script=lib/libzmalloc.map -Wl,-z,now \
+		-Wl,--version-script=lib/libzmalloc.map -Wl,-z,now -Wl,-z,nodelete \
 		-o $@ $(LIB_OBJS) $(LIB_LIBS)
 	$(Q)ln -sf $(notdir $@) $(O)/$(SO_NAME)
 	$(Q)ln -sf $(SO_NAME) $(O)/libzmalloc.so

@@ -3,12 +3,14 @@
  * test_threads.c - used_memory stays exact across threads: blocks freed by
  * a thread that did not allocate them, blocks handed through a queue, more
  * threads than the first counter chunk has slots, and the counter chain
- * read the way a tracer outside the process reads it.
+ * read the way a tracer outside the process reads it; and a thread that
+ * used a copy of the library outlives its dlclose().
  *
  * Worker threads never call cmocka's asserts (they longjmp to the main
  * thread's frame); they count their failures in thread_errors instead.
  */
 #include <pthread.h>
+#include <sys/wait.h>
 
 #include "zm_test.h"
 #include "zmalloc_counters.h"
@@ -410,6 +412,91 @@ static void test_threads_counter_chain_readable(void **state)
 	check_chain_sum();
 }
 
+/* SRC copied to a new file (a new inode: dlopen() loads it again). */
+static int copy_library(const char *src, char *dst)
+{
+	char buf[65536];
+	ssize_t got;
+	int in, out, err = 0;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = mkstemp(dst);
+	if (in < 0 || out < 0)
+		err = -1;
+	while (!err && (got = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)got) != got)
+			err = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return err;
+}
+
+struct unloaded {
+	void *(*alloc)(size_t);
+	void (*release)(void *);
+	pthread_barrier_t used, unloaded;
+};
+
+static void *use_then_wait(void *arg)
+{
+	struct unloaded *u = arg;
+
+	u->release(u->alloc(100)); /* claims a counter slot: a key destructor */
+	pthread_barrier_wait(&u->used);
+	pthread_barrier_wait(&u->unloaded);
+	return NULL;
+}
+
+/*
+ * The child: a thread uses a copy of the library, the copy is closed, and
+ * the thread exits. The library's per-thread destructors run at that exit,
+ * so its code must still be there (it is linked -z nodelete).
+ */
+static int unload_under_thread(const char *path)
+{
+	struct unloaded u;
+	pthread_t tid;
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h)
+		return 2;
+	u.alloc = (void *(*)(size_t))dlsym(h, "zm_malloc");
+	u.release = (void (*)(void *))dlsym(h, "zm_free");
+	if (!u.alloc || !u.release)
+		return 3;
+	pthread_barrier_init(&u.used, NULL, 2);
+	pthread_barrier_init(&u.unloaded, NULL, 2);
+	if (pthread_create(&tid, NULL, use_then_wait, &u))
+		return 4;
+	pthread_barrier_wait(&u.used);
+	if (dlclose(h))
+		return 5;
+	pthread_barrier_wait(&u.unloaded);
+	pthread_join(tid, NULL);
+	return 0;
+}
+
+static void test_threads_outlive_dlclose(void **state)
+{
+	char path[] = "/tmp/zm-test-dlclose-XXXXXX";
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(
+		copy_library(ZM_TEST_BUILD_DIR "/libzmalloc.so.1", path), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(unload_under_thread(path));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	unlink(path);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_threads_cross_thread_free_exact),
 		cmocka_unit_test(test_threads_queue_handoff_exact),
 		cmocka_unit_test(test_threads_many_threads_exact),
+		cmocka_unit_test(test_threads_outlive_dlclose),
 	};
 
 	return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
