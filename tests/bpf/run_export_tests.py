@@ -708,6 +708,8 @@ def test_install_man_and_completion():
           complete("ztrace leaks --"), "leaks options")
     check({"--listen", "--all", "--pid"} <= complete("ztrace serve --"),
           "serve options")
+    eq(complete("ztrace noop --"), {"--pid", "--duration", "--sample",
+                                    "--verbose", "--help"}, "noop options")
     check(str(os.getpid()) in complete("ztrace top -p "), "PIDs after -p")
 
 

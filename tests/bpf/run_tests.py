@@ -613,6 +613,16 @@ def test_errors_are_actionable():
     check(p.returncode == 0 and "--min-age" in p.stderr, "leaks --help")
     check("--sample[=BYTES]" in p.stderr, "leaks --help lacks --sample")
     fails(["hist", "--sample=lots", "-p", "1"], "invalid --sample")
+    # A mode's help lists what it takes; noop, which reports nothing,
+    # refuses the options of reports.
+    p = subprocess.run([ZTRACE, "noop", "--help"], capture_output=True,
+                       text=True)
+    check(p.returncode == 0 and "--sample[=BYTES]" in p.stderr and
+          "--duration" in p.stderr, "noop --help: %r" % p.stderr)
+    for opt in ("--json", "--output", "--interval", "--max-blocks"):
+        check(opt not in p.stderr, "noop --help lists %s" % opt)
+    for opt in (["-j"], ["-o", "x.txt"], ["-i", "1"]):
+        fails(["noop"] + opt + ["-p", "1"], "noop reports nothing")
 
 
 def sample_truth(pairs):

@@ -107,6 +107,9 @@ static void print_mode_help(enum zt_mode mode)
 			"the stacks holding the most. Keys: s sort, p pause, q quit.\n",
 	};
 
+	/* Only what the mode takes: noop reports nothing, top draws. */
+	bool reports = mode != ZT_MODE_NOOP && mode != ZT_MODE_TOP;
+
 	fprintf(stderr,
 		"Usage: ztrace %s [OPTIONS] -p PID\n"
 		"       ztrace %s [OPTIONS] [--] CMD [ARGS...]\n\n%s\n"
@@ -114,14 +117,36 @@ static void print_mode_help(enum zt_mode mode)
 		"  -p, --pid PID        attach to running process PID\n"
 		"  CMD [ARGS...]        run CMD with the probes attached before its\n"
 		"                       first instruction; exit with its status\n"
-		"Options:\n"
-		"  -i, --interval SECS  report every SECS seconds (default: once,\n"
-		"                       at the end)\n"
-		"  -d, --duration SECS  stop tracing after SECS seconds\n"
-		"  -j, --json           one JSON document per report\n"
-		"  -o, --output FILE    write reports to FILE instead of stdout\n"
-		"      --max-blocks N   size the live table for N blocks (default %u;\n"
-		"                       %u samples with --sample)\n"
+		"Options:\n",
+		env.mode_name, env.mode_name, what[mode]);
+	if (mode == ZT_MODE_RECORD)
+		fprintf(stderr,
+			"  -i, --interval SECS  also write the profile every SECS seconds\n");
+	else if (reports)
+		fprintf(stderr,
+			"  -i, --interval SECS  report every SECS seconds (default: once,\n"
+			"                       at the end)\n");
+	else if (mode == ZT_MODE_TOP)
+		fprintf(stderr,
+			"  -i, --interval SECS  redraw every SECS seconds (default 1)\n");
+	fprintf(stderr,
+		"  -d, --duration SECS  stop tracing after SECS seconds\n");
+	if (reports && mode != ZT_MODE_RECORD)
+		fprintf(stderr,
+			"  -j, --json           one JSON document per report\n");
+	if (mode == ZT_MODE_RECORD)
+		fprintf(stderr,
+			"  -o, --output FILE    the profile: FILE.svg a flame graph,\n"
+			"                       FILE.folded folded stacks, else pprof\n");
+	else if (reports)
+		fprintf(stderr,
+			"  -o, --output FILE    write reports to FILE instead of stdout\n");
+	if (mode != ZT_MODE_NOOP)
+		fprintf(stderr,
+			"      --max-blocks N   size the live table for N blocks (default %u;\n"
+			"                       %u samples with --sample)\n",
+			ZT_DEFAULT_MAX_BLOCKS, ZT_DEFAULT_MAX_SAMPLES);
+	fprintf(stderr,
 		"      --sample[=BYTES] production mode: trace only the blocks the\n"
 		"                       library samples, about one per BYTES\n"
 		"                       allocated (default: the target's rate,\n"
@@ -130,9 +155,7 @@ static void print_mode_help(enum zt_mode mode)
 		"                       never enter the kernel, and every figure\n"
 		"                       but used_memory and RSS is an estimate\n"
 		"  -v, --verbose        libbpf messages (twice: debug)\n"
-		"  -h, --help           this text\n",
-		env.mode_name, env.mode_name, what[mode], ZT_DEFAULT_MAX_BLOCKS,
-		ZT_DEFAULT_MAX_SAMPLES);
+		"  -h, --help           this text\n");
 	if (mode == ZT_MODE_LEAKS)
 		fprintf(stderr,
 			"Leaks:\n"
