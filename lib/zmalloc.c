@@ -207,9 +207,14 @@ fail:
 /*
  * ZM_ENTRY(ret, name, params, args...) defines the entry point name() from
  * name_body(sampling, args...), an always-inline body: the dispatcher and
- * its two copies (see the top of this file). Without probes there is
- * nothing to sample, and name() is the body alone.
+ * its two copies (see the top of this file). The copies are named after
+ * the exported name (zm_realloc_plain for zrealloc), so that they too are
+ * zm_* functions: ztrace drops those from the stacks of a static link.
+ * Without probes there is nothing to sample, and name() is the body alone.
  */
+#define ZM_PASTE_(a, b) a##b
+#define ZM_PASTE(a, b) ZM_PASTE_(a, b) /* a macro-expanded first */
+
 #ifdef ZM_NO_PROBES
 #define ZM_ENTRY(ret, name, params, ...)                \
 	ZM_API ret name params                          \
@@ -217,20 +222,20 @@ fail:
 		return name##_body(false, __VA_ARGS__); \
 	}
 #else
-#define ZM_ENTRY(ret, name, params, ...)                            \
-	static __attribute__((noinline)) ret name##_sampling params \
-	{                                                           \
-		return name##_body(true, __VA_ARGS__);              \
-	}                                                           \
-	static __attribute__((noinline)) ret name##_plain params    \
-	{                                                           \
-		return name##_body(false, __VA_ARGS__);             \
-	}                                                           \
-	ZM_API ret name params                                      \
-	{                                                           \
-		if (ZM_PROBE_ENABLED(sample_alloc))                 \
-			return name##_sampling(__VA_ARGS__);        \
-		return name##_plain(__VA_ARGS__);                   \
+#define ZM_ENTRY(ret, name, params, ...)                                      \
+	static __attribute__((noinline)) ret ZM_PASTE(name, _sampling) params \
+	{                                                                     \
+		return name##_body(true, __VA_ARGS__);                        \
+	}                                                                     \
+	static __attribute__((noinline)) ret ZM_PASTE(name, _plain) params    \
+	{                                                                     \
+		return name##_body(false, __VA_ARGS__);                       \
+	}                                                                     \
+	ZM_API ret name params                                                \
+	{                                                                     \
+		if (ZM_PROBE_ENABLED(sample_alloc))                           \
+			return ZM_PASTE(name, _sampling)(__VA_ARGS__);        \
+		return ZM_PASTE(name, _plain)(__VA_ARGS__);                   \
 	}
 #endif
 

@@ -3,7 +3,8 @@
  * test_probes.c - the USDT contract as a tracer reads it from the built
  * libzmalloc.so.1: every stapsdt note of provider zmalloc, the set of
  * probes and their argument counts (zmalloc_probes.h), each site the
- * 5-byte nop 0f 1f 44 00 00, and each probe's semaphore inside .probes.
+ * 5-byte nop 0f 1f 44 00 00 inside a zm_ function, and each probe's
+ * semaphore inside .probes.
  * Built with ZM_NO_PROBES, the library has no note at all.
  *
  * A stapsdt note (type 3, name "stapsdt") holds three 8-byte addresses,
@@ -119,6 +120,30 @@ static void check_site_section(struct lib *lib, GElf_Addr pc,
 	fail_msg("probe site %#llx is in no section", (unsigned long long)pc);
 }
 
+/*
+ * The function that holds the site pc, from .symtab; NULL if none. In a
+ * static link ztrace tells the library's frames by their zm_ prefix, so
+ * every function with a probe site must have it.
+ */
+static const char *site_function(struct lib *lib, GElf_Addr pc)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = zm_test_elf_section(lib->elf, ".symtab", &sh);
+	Elf_Data *data = scn ? elf_getdata(scn, NULL) : NULL;
+	size_t i;
+
+	for (i = 0; data && i < sh.sh_size / sh.sh_entsize; i++) {
+		GElf_Sym sym;
+
+		if (!gelf_getsym(data, (int)i, &sym))
+			break;
+		if (GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+		    pc >= sym.st_value && pc < sym.st_value + sym.st_size)
+			return elf_strptr(lib->elf, sh.sh_link, sym.st_name);
+	}
+	return NULL;
+}
+
 static void check_note(struct lib *lib, const unsigned char *desc, size_t len)
 {
 	static const unsigned char nop5[5] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
@@ -126,6 +151,7 @@ static void check_note(struct lib *lib, const unsigned char *desc, size_t len)
 	const char *provider, *name, *args, *end = (const char *)desc + len;
 	struct probe_spec *spec;
 	unsigned char site[5];
+	const char *fn;
 
 	assert_true(len > 24 + 3);
 	memcpy(&pc, desc, 8);
@@ -153,6 +179,10 @@ static void check_note(struct lib *lib, const unsigned char *desc, size_t len)
 			 name, (unsigned long long)pc, site[0], site[1],
 			 site[2], site[3], site[4]);
 	check_site_section(lib, pc, site);
+	fn = site_function(lib, pc);
+	if (!fn || strncmp(fn, "zm_", 3) != 0)
+		fail_msg("zmalloc:%s at %#llx is in %s, not a zm_ function",
+			 name, (unsigned long long)pc, fn ? fn : "no function");
 
 	/* One semaphore per probe, a 2-byte counter inside .probes. */
 	assert_true(sema != 0);
