@@ -196,8 +196,9 @@ def attach(work, args, name, warm_ops=None):
     """ztrace ARGS on WORK, past its start-up: (process, JSON path, the
     start-up's CPU, the operations of the warm-up)."""
     out = os.path.join(TMP, "%s-%d.json" % (name, time.monotonic_ns()))
-    z = subprocess.Popen([ZTRACE] + args + ["--json", "-o", out, "-p",
-                                            str(work.pid)],
+    # noop reports nothing, and refuses the options of reports.
+    report = [] if args[0] == "noop" else ["--json", "-o", out]
+    z = subprocess.Popen([ZTRACE] + args + report + ["-p", str(work.pid)],
                          text=True, stderr=subprocess.PIPE)
     read_line(z.stderr, r"tracing PID", "ztrace")
     start = sched_ns(z.pid)
