@@ -710,6 +710,10 @@ def test_install_man_and_completion():
           "serve options")
     eq(complete("ztrace noop --"), {"--pid", "--duration", "--sample",
                                     "--verbose", "--help"}, "noop options")
+    check(not {"--json", "--top"} & complete("ztrace record --"),
+          "record offers what it refuses")
+    check(not {"--json", "--output", "--min-age", "--top"} &
+          complete("ztrace top --"), "top offers what it refuses")
     check(str(os.getpid()) in complete("ztrace top -p "), "PIDs after -p")
 
 

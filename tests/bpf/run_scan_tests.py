@@ -324,7 +324,7 @@ def test_scan_while_target_allocates():
 def test_scan_option_errors():
     r = subprocess.run([ZTRACE, "hist", "--scan", "-p", "1"],
                        capture_output=True, text=True)
-    check(r.returncode == 2 and "ztrace leaks" in r.stderr,
+    check(r.returncode == 2 and "--scan (leaks does)" in r.stderr,
           "hist --scan: %d %s" % (r.returncode, r.stderr))
     r = subprocess.run([ZTRACE, "leaks", "--scan=sometimes", "-p", "1"],
                        capture_output=True, text=True)
@@ -347,7 +347,7 @@ def test_scan_option_errors():
                                                       r.stderr))
     r = subprocess.run([ZTRACE, "hist", "--scan-pause-max", "5", "-p", "1"],
                        capture_output=True, text=True)
-    check(r.returncode == 2 and "ztrace leaks" in r.stderr,
+    check(r.returncode == 2 and "--scan-pause-max (leaks does)" in r.stderr,
           "hist --scan-pause-max: %d %s" % (r.returncode, r.stderr))
 
 

@@ -621,8 +621,15 @@ def test_errors_are_actionable():
           "--duration" in p.stderr, "noop --help: %r" % p.stderr)
     for opt in ("--json", "--output", "--interval", "--max-blocks"):
         check(opt not in p.stderr, "noop --help lists %s" % opt)
-    for opt in (["-j"], ["-o", "x.txt"], ["-i", "1"]):
-        fails(["noop"] + opt + ["-p", "1"], "noop reports nothing")
+    for opt in (["-j"], ["-o", "x.txt"], ["-i", "0"], ["--max-blocks", "9"]):
+        fails(["noop"] + opt + ["-p", "1"], "'ztrace noop' does not take")
+    # Every mode refuses what it does not take, and says which modes do.
+    fails(["hist", "--top", "3", "-p", "1"],
+          "'ztrace hist' does not take --top (leaks does)")
+    fails(["stat", "--min-age", "1", "-p", "1"],
+          "does not take --min-age (leaks and record do)")
+    fails(["record", "-j", "-p", "1"], "does not take --json")
+    fails(["top", "-o", "x", "-p", "1"], "does not take --output")
 
 
 def sample_truth(pairs):

@@ -37,6 +37,44 @@ enum {
 	OPT_SCAN_PAUSE_MAX,
 };
 
+/*
+ * What each mode takes beyond -p, -d, --sample, -v and -h, which all of
+ * them take: parse_options() refuses the rest, and --help lists only these.
+ */
+enum {
+	TAKES_INTERVAL = 1 << 0,
+	TAKES_JSON = 1 << 1,
+	TAKES_OUTPUT = 1 << 2,
+	TAKES_MAX_BLOCKS = 1 << 3,
+	TAKES_MIN_AGE = 1 << 4,
+	TAKES_TOP = 1 << 5,
+	TAKES_STACKS = 1 << 6, /* --max-stacks, --stack-depth */
+	TAKES_EXPORTS = 1 << 7, /* --pprof, --folded, --svg */
+	TAKES_SCAN = 1 << 8, /* --scan, --scan-pause-max */
+};
+
+#define TAKES_REPORTS \
+	(TAKES_INTERVAL | TAKES_JSON | TAKES_OUTPUT | TAKES_MAX_BLOCKS)
+
+static const unsigned int mode_takes[] = {
+	[ZT_MODE_HIST] = TAKES_REPORTS,
+	[ZT_MODE_LEAKS] = TAKES_REPORTS | TAKES_MIN_AGE | TAKES_TOP |
+			  TAKES_STACKS | TAKES_EXPORTS | TAKES_SCAN,
+	[ZT_MODE_STAT] = TAKES_REPORTS,
+	[ZT_MODE_NOOP] = 0, /* it reports nothing */
+	/* Profiles in files (-o names one), not reports. */
+	[ZT_MODE_RECORD] = TAKES_INTERVAL | TAKES_OUTPUT | TAKES_MAX_BLOCKS |
+			   TAKES_MIN_AGE | TAKES_STACKS | TAKES_EXPORTS,
+	/* It draws on the terminal, redrawn every -i. */
+	[ZT_MODE_TOP] = TAKES_INTERVAL | TAKES_MAX_BLOCKS | TAKES_STACKS,
+};
+
+static const char *const mode_names[] = {
+	[ZT_MODE_HIST] = "hist",     [ZT_MODE_LEAKS] = "leaks",
+	[ZT_MODE_STAT] = "stat",     [ZT_MODE_NOOP] = "noop",
+	[ZT_MODE_RECORD] = "record", [ZT_MODE_TOP] = "top",
+};
+
 static const struct option long_opts[] = {
 	{ "pid", required_argument, NULL, 'p' },
 	{ "interval", required_argument, NULL, 'i' },
@@ -107,8 +145,7 @@ static void print_mode_help(enum zt_mode mode)
 			"the stacks holding the most. Keys: s sort, p pause, q quit.\n",
 	};
 
-	/* Only what the mode takes: noop reports nothing, top draws. */
-	bool reports = mode != ZT_MODE_NOOP && mode != ZT_MODE_TOP;
+	unsigned int takes = mode_takes[mode];
 
 	fprintf(stderr,
 		"Usage: ztrace %s [OPTIONS] -p PID\n"
@@ -122,26 +159,27 @@ static void print_mode_help(enum zt_mode mode)
 	if (mode == ZT_MODE_RECORD)
 		fprintf(stderr,
 			"  -i, --interval SECS  also write the profile every SECS seconds\n");
-	else if (reports)
-		fprintf(stderr,
-			"  -i, --interval SECS  report every SECS seconds (default: once,\n"
-			"                       at the end)\n");
 	else if (mode == ZT_MODE_TOP)
 		fprintf(stderr,
 			"  -i, --interval SECS  redraw every SECS seconds (default 1)\n");
+	else if (takes & TAKES_INTERVAL)
+		fprintf(stderr,
+			"  -i, --interval SECS  report every SECS seconds (default: once,\n"
+			"                       at the end)\n");
 	fprintf(stderr,
 		"  -d, --duration SECS  stop tracing after SECS seconds\n");
-	if (reports && mode != ZT_MODE_RECORD)
+	if (takes & TAKES_JSON)
 		fprintf(stderr,
 			"  -j, --json           one JSON document per report\n");
 	if (mode == ZT_MODE_RECORD)
 		fprintf(stderr,
 			"  -o, --output FILE    the profile: FILE.svg a flame graph,\n"
-			"                       FILE.folded folded stacks, else pprof\n");
-	else if (reports)
+			"                       FILE.folded or FILE.txt folded stacks,\n"
+			"                       else pprof\n");
+	else if (takes & TAKES_OUTPUT)
 		fprintf(stderr,
 			"  -o, --output FILE    write reports to FILE instead of stdout\n");
-	if (mode != ZT_MODE_NOOP)
+	if (takes & TAKES_MAX_BLOCKS)
 		fprintf(stderr,
 			"      --max-blocks N   size the live table for N blocks (default %u;\n"
 			"                       %u samples with --sample)\n",
@@ -152,19 +190,31 @@ static void print_mode_help(enum zt_mode mode)
 		"                       allocated (default: the target's rate,\n"
 		"                       524288 unless it set another; K, M, G\n"
 		"                       suffixes); unsampled allocations and frees\n"
-		"                       never enter the kernel, and every figure\n"
-		"                       but used_memory and RSS is an estimate\n"
+		"                       never enter the kernel%s\n"
 		"  -v, --verbose        libbpf messages (twice: debug)\n"
-		"  -h, --help           this text\n");
-	if (mode == ZT_MODE_LEAKS)
+		"  -h, --help           this text\n",
+		mode == ZT_MODE_NOOP ?
+			"" :
+			", and every figure\n"
+			"                       but used_memory and RSS is an estimate");
+	if (takes & (TAKES_MIN_AGE | TAKES_TOP | TAKES_STACKS))
+		fprintf(stderr, "Stacks:\n");
+	if (takes & TAKES_MIN_AGE)
 		fprintf(stderr,
-			"Leaks:\n"
-			"      --min-age SECS   only blocks at least SECS old (default 0)\n"
-			"      --top N          the N largest stacks (default 10, 0: all)\n"
+			"      --min-age SECS   only blocks at least SECS old (default 0)\n");
+	if (takes & TAKES_TOP)
+		fprintf(stderr,
+			"      --top N          the N largest stacks (default 10, 0: all)\n");
+	if (takes & TAKES_STACKS)
+		fprintf(stderr,
 			"      --max-stacks N   distinct stacks kept (default %u)\n"
 			"      --stack-depth N  frames per stack, at most %u (default %u;\n"
 			"                       with --sample, any other depth reads\n"
-			"                       every sample's stack from the target)\n"
+			"                       every sample's stack from the target)\n",
+			ZT_DEFAULT_MAX_STACKS, ZT_MAX_STACK_DEPTH,
+			ZT_DEFAULT_STACK_DEPTH);
+	if (takes & TAKES_SCAN)
+		fprintf(stderr,
 			"Verdicts (a reachability scan of the target's memory):\n"
 			"      --scan[=stop]    at every report, stop the target for the\n"
 			"                       scan and classify each live block as\n"
@@ -191,15 +241,72 @@ static void print_mode_help(enum zt_mode mode)
 			"                       next tries again)\n"
 			"  SIGUSR1 to ztrace makes a report with a scan at once, with or\n"
 			"  without --scan.\n",
-			ZT_DEFAULT_MAX_STACKS, ZT_MAX_STACK_DEPTH,
-			ZT_DEFAULT_STACK_DEPTH, ZT_DEFAULT_SCAN_PAUSE_MAX_MS);
-	if (mode == ZT_MODE_LEAKS || mode == ZT_MODE_RECORD)
+			ZT_DEFAULT_SCAN_PAUSE_MAX_MS);
+	if (takes & TAKES_EXPORTS)
 		fprintf(stderr,
 			"Exports (live bytes by allocating stack):\n"
 			"      --pprof FILE     gzipped pprof heap profile (record: -o FILE)\n"
 			"      --folded FILE    folded stacks, for flame-graph tools\n"
 			"      --svg FILE       interactive SVG flame graph\n");
 	fprintf(stderr, "\nSee ztrace(8).\n");
+}
+
+/* The TAKES_ bit of option OPT (getopt's value); 0: every mode takes it. */
+static unsigned int opt_bit(int opt)
+{
+	switch (opt) {
+	case 'i':
+		return TAKES_INTERVAL;
+	case 'j':
+		return TAKES_JSON;
+	case 'o':
+		return TAKES_OUTPUT;
+	case OPT_MAX_BLOCKS:
+		return TAKES_MAX_BLOCKS;
+	case OPT_MIN_AGE:
+		return TAKES_MIN_AGE;
+	case OPT_TOP:
+		return TAKES_TOP;
+	case OPT_MAX_STACKS:
+	case OPT_STACK_DEPTH:
+		return TAKES_STACKS;
+	case OPT_PPROF:
+	case OPT_FOLDED:
+	case OPT_SVG:
+		return TAKES_EXPORTS;
+	case OPT_SCAN:
+	case OPT_SCAN_PAUSE_MAX:
+		return TAKES_SCAN;
+	}
+	return 0;
+}
+
+/* Refuses OPT in a mode that does not take it, naming those that do. */
+static int refuse_option(int opt)
+{
+	const struct option *o = long_opts;
+	unsigned int bit = opt_bit(opt), m, n = 0, k = 0;
+	char modes[128] = "";
+	size_t len = 0;
+
+	while (o->name && o->val != opt)
+		o++;
+	for (m = 0; m < sizeof(mode_takes) / sizeof(mode_takes[0]); m++)
+		n += !!(mode_takes[m] & bit);
+	for (m = 0; m < sizeof(mode_takes) / sizeof(mode_takes[0]); m++) {
+		if (!(mode_takes[m] & bit))
+			continue;
+		k++;
+		len += snprintf(modes + len, sizeof(modes) - len, "%s%s",
+				k == 1 ? "" :
+				k == n ? " and " :
+					 ", ",
+				mode_names[m]);
+	}
+	p_err("'ztrace %s' does not take --%s (%s do%s): see 'ztrace %s --help'",
+	      env.mode_name, o->name ? o->name : "?", modes, n == 1 ? "es" : "",
+	      env.mode_name);
+	return -EINVAL;
 }
 
 /* A duration in UNIT (finite, 0 to 1e9); EXAMPLE says what to give. */
@@ -245,10 +352,6 @@ static int parse_u32(const char *opt, const char *arg, unsigned long min,
 
 static int parse_scan(const char *arg)
 {
-	if (env.mode != ZT_MODE_LEAKS) {
-		p_err("--scan gives leak verdicts: use it with 'ztrace leaks'");
-		return -EINVAL;
-	}
 	if (!arg || !strcmp(arg, "stop")) {
 		env.scan = ZT_SCAN_STOP;
 		return 0;
@@ -348,10 +451,6 @@ static int parse_one(int opt, const char *arg)
 	case OPT_SCAN:
 		return parse_scan(arg);
 	case OPT_SCAN_PAUSE_MAX:
-		if (env.mode != ZT_MODE_LEAKS) {
-			p_err("--scan-pause-max bounds the stop of 'ztrace leaks --scan=concurrent': use it there");
-			return -EINVAL;
-		}
 		env.scan_pause_max_set = true;
 		return parse_duration("--scan-pause-max", arg, "milliseconds",
 				      "20 or 0.5 (0: no bound)",
@@ -379,6 +478,8 @@ int parse_options(int argc, char **argv, enum zt_mode mode)
 			      env.mode_name, env.mode_name);
 			return -EINVAL;
 		}
+		if (opt_bit(opt) & ~mode_takes[mode])
+			return refuse_option(opt);
 		err = parse_one(opt, optarg);
 		if (err)
 			return err;

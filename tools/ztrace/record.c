@@ -58,10 +58,6 @@ static int record_outputs(void)
 		p_err("record: nothing to write: give -o FILE.pb.gz (pprof), --folded FILE or --svg FILE");
 		return -EINVAL;
 	}
-	if (env.json) {
-		p_err("record writes profiles, not JSON reports: drop --json, or use 'ztrace leaks --json'");
-		return -EINVAL;
-	}
 	return 0;
 }
 

@@ -303,10 +303,6 @@ int do_top(int argc, char **argv)
 		p_err("ztrace top needs a terminal: run it in one, or use 'ztrace leaks -i 1' for reports");
 		return 2;
 	}
-	if (env.json || env.output) {
-		p_err("ztrace top draws on the terminal: drop --json and -o, or use 'ztrace leaks'");
-		return 2;
-	}
 	if (env.interval <= 0)
 		env.interval = 1;
 	return session_run(&top_ops);
