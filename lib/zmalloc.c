@@ -161,7 +161,7 @@ zm_resize(void *ptr, size_t size, size_t *usable, bool sampling)
 	size_t old_usable, got;
 	uintptr_t old_addr; /* for the probe: ptr is dead after a move */
 	bool old_sampled, new_sampled;
-	uint64_t weight = 0; /* set by a sample; GCC cannot see that */
+	uint64_t weight = 0; /* read only when new_sampled, which sets it */
 	void *moved;
 
 	if (ptr == NULL)
@@ -210,6 +210,7 @@ fail:
  * its two copies (see the top of this file). The copies are named after
  * the exported name (zm_realloc_plain for zrealloc), so that they too are
  * zm_* functions: ztrace drops those from the stacks of a static link.
+ * args must name params in order: the copies pass them on as they are.
  * Without probes there is nothing to sample, and name() is the body alone.
  */
 #define ZM_PASTE_(a, b) a##b
@@ -240,8 +241,6 @@ fail:
 #endif
 
 /* The bodies: the allocation families, each in its two flavours. */
-#define ZM_BODY static inline __attribute__((always_inline)) void *
-
 /* An allocation that must not fail: zmalloc's OOM handler if it does. */
 static inline __attribute__((always_inline)) void *zm_or_oom(void *ptr,
 							     size_t size)
@@ -251,20 +250,23 @@ static inline __attribute__((always_inline)) void *zm_or_oom(void *ptr,
 	return ptr;
 }
 
-ZM_BODY zm_malloc_body(bool sampling, size_t size)
+static inline __attribute__((always_inline)) void *zm_malloc_body(bool sampling,
+								  size_t size)
 {
 	return zm_or_oom(zm_alloc_path(size, false, NULL, sampling), size);
 }
 ZM_ENTRY(void *, zm_malloc, (size_t size), size)
 
-ZM_BODY zcalloc_body(bool sampling, size_t size)
+static inline __attribute__((always_inline)) void *zcalloc_body(bool sampling,
+								size_t size)
 {
 	return zm_or_oom(zm_alloc_path(size, true, NULL, sampling), size);
 }
 ZM_ENTRY(void *, zcalloc, (size_t size), size)
 
 /* As Valkey: a zero size or a product that wraps is an OOM of SIZE_MAX. */
-ZM_BODY zcalloc_num_body(bool sampling, size_t num, size_t size)
+static inline __attribute__((always_inline)) void *
+zcalloc_num_body(bool sampling, size_t num, size_t size)
 {
 	if (size == 0 || num > SIZE_MAX / size) {
 		ZM_FIRE(oom, SIZE_MAX);
@@ -276,7 +278,8 @@ ZM_BODY zcalloc_num_body(bool sampling, size_t num, size_t size)
 }
 ZM_ENTRY(void *, zcalloc_num, (size_t num, size_t size), num, size)
 
-ZM_BODY zrealloc_body(bool sampling, void *ptr, size_t size)
+static inline __attribute__((always_inline)) void *
+zrealloc_body(bool sampling, void *ptr, size_t size)
 {
 	void *moved = zm_resize(ptr, size, NULL, sampling);
 
@@ -286,38 +289,43 @@ ZM_BODY zrealloc_body(bool sampling, void *ptr, size_t size)
 }
 ZM_ENTRY(void *, zrealloc, (void *ptr, size_t size), ptr, size)
 
-ZM_BODY ztrymalloc_body(bool sampling, size_t size)
+static inline __attribute__((always_inline)) void *
+ztrymalloc_body(bool sampling, size_t size)
 {
 	return zm_alloc_path(size, false, NULL, sampling);
 }
 ZM_ENTRY(void *, ztrymalloc, (size_t size), size)
 
-ZM_BODY ztrycalloc_body(bool sampling, size_t size)
+static inline __attribute__((always_inline)) void *
+ztrycalloc_body(bool sampling, size_t size)
 {
 	return zm_alloc_path(size, true, NULL, sampling);
 }
 ZM_ENTRY(void *, ztrycalloc, (size_t size), size)
 
-ZM_BODY ztryrealloc_body(bool sampling, void *ptr, size_t size)
+static inline __attribute__((always_inline)) void *
+ztryrealloc_body(bool sampling, void *ptr, size_t size)
 {
 	return zm_resize(ptr, size, NULL, sampling);
 }
 ZM_ENTRY(void *, ztryrealloc, (void *ptr, size_t size), ptr, size)
 
-ZM_BODY zmalloc_usable_body(bool sampling, size_t size, size_t *usable)
+static inline __attribute__((always_inline)) void *
+zmalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
 	return zm_or_oom(zm_alloc_path(size, false, usable, sampling), size);
 }
 ZM_ENTRY(void *, zmalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_BODY zcalloc_usable_body(bool sampling, size_t size, size_t *usable)
+static inline __attribute__((always_inline)) void *
+zcalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
 	return zm_or_oom(zm_alloc_path(size, true, usable, sampling), size);
 }
 ZM_ENTRY(void *, zcalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_BODY zrealloc_usable_body(bool sampling, void *ptr, size_t size,
-			     size_t *usable)
+static inline __attribute__((always_inline)) void *
+zrealloc_usable_body(bool sampling, void *ptr, size_t size, size_t *usable)
 {
 	void *moved = zm_resize(ptr, size, usable, sampling);
 
@@ -328,20 +336,22 @@ ZM_BODY zrealloc_usable_body(bool sampling, void *ptr, size_t size,
 ZM_ENTRY(void *, zrealloc_usable, (void *ptr, size_t size, size_t *usable), ptr,
 	 size, usable)
 
-ZM_BODY ztrymalloc_usable_body(bool sampling, size_t size, size_t *usable)
+static inline __attribute__((always_inline)) void *
+ztrymalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
 	return zm_alloc_path(size, false, usable, sampling);
 }
 ZM_ENTRY(void *, ztrymalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_BODY ztrycalloc_usable_body(bool sampling, size_t size, size_t *usable)
+static inline __attribute__((always_inline)) void *
+ztrycalloc_usable_body(bool sampling, size_t size, size_t *usable)
 {
 	return zm_alloc_path(size, true, usable, sampling);
 }
 ZM_ENTRY(void *, ztrycalloc_usable, (size_t size, size_t *usable), size, usable)
 
-ZM_BODY ztryrealloc_usable_body(bool sampling, void *ptr, size_t size,
-				size_t *usable)
+static inline __attribute__((always_inline)) void *
+ztryrealloc_usable_body(bool sampling, void *ptr, size_t size, size_t *usable)
 {
 	return zm_resize(ptr, size, usable, sampling);
 }

@@ -415,6 +415,14 @@ static void test_sample_every_entry_point(void **state)
 				/* Ends the interval drawn at the last rate. */
 				zfree(zmalloc(1 << 20));
 			}
+			/* Dirty blocks (pages) for the next to reuse. */
+			for (i = 0; i < 16; i++)
+				b[i] = zmalloc(100);
+			for (i = 0; i < 16; i++) {
+				memset(b[i], 0xa5, 100);
+				zfree(b[i]);
+			}
+			memset(usable, 0xff, sizeof(usable));
 			n = alloc_each_way(b, usable, grow_unsampled);
 			if (on)
 				sampling(false);

@@ -99,7 +99,11 @@ static bool is_allocator_frame(const struct zt_symbolizer *s,
 {
 	if (s->lib_hi && f->ip >= s->lib_lo && f->ip < s->lib_hi)
 		return true;
-	/* Statically linked: the library's exported names are zm_*. */
+	/*
+	 * Statically linked: every function of the library that holds a probe
+	 * site, or calls one that does, is a zm_ one (test_probes checks the
+	 * sites), found in the executable's symbol table.
+	 */
 	return f->func && !strncmp(f->func, "zm_", 3);
 }
 
