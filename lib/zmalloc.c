@@ -240,7 +240,6 @@ fail:
 	}
 #endif
 
-/* The bodies: the allocation families, each in its two flavours. */
 /* An allocation that must not fail: zmalloc's OOM handler if it does. */
 static inline __attribute__((always_inline)) void *zm_or_oom(void *ptr,
 							     size_t size)
@@ -250,6 +249,7 @@ static inline __attribute__((always_inline)) void *zm_or_oom(void *ptr,
 	return ptr;
 }
 
+/* The bodies, each the whole of one entry point but for the dispatch. */
 static inline __attribute__((always_inline)) void *zm_malloc_body(bool sampling,
 								  size_t size)
 {
