@@ -146,7 +146,7 @@ UNIT_CFLAGS := $(CFLAGS) $(CFLAGS_WARN) $(SAN_FLAGS) -std=gnu11 \
 	-Itests/unit -Ilib -DZM_TEST_BUILD_DIR='"$(abspath $(O))"' \
 	$(if $(filter 1,$(ZM_NO_PROBES)),-DZM_NO_PROBES)
 UNIT_LIBS := -L$(O) -lzmalloc -Wl,-rpath,$(abspath $(O)) -lcmocka -lelf -lz \
-	-lpthread
+	-lpthread -lm
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
 	--errors-for-leak-kinds=definite --track-fds=no
 RESULTS := $(BUILD)/results

@@ -36,6 +36,9 @@ extern struct zmalloc_sample_control zm_sample_control
 bool zm_sample_cross(struct zm_sampler *s, size_t n, uint64_t *weight)
 	__attribute__((visibility("hidden")));
 
+/* ln(x), x > 0, to 3e-9 relative: the draw's logarithm, libm's not (tested). */
+double zm_sample_ln(double x) __attribute__((visibility("hidden")));
+
 static inline bool zm_sample_tick(size_t n, uint64_t *weight)
 {
 	struct zm_sampler *s = &zm_thread_sampler;

@@ -15,6 +15,7 @@
  * re-executes the test with it set.
  */
 #include <link.h>
+#include <math.h>
 #include <pthread.h>
 
 #include "zm_test.h"
@@ -464,6 +465,81 @@ static void test_sample_every_entry_point(void **state)
 	zmalloc_set_sample_bytes(0);
 }
 
+/* The sampler's logarithm against libm's, over (0, 1] and its corners. */
+static void test_sample_ln_matches_libm(void **state)
+{
+	double (*ln)(double) = (double (*)(double))lib_symbol("zm_sample_ln");
+	static const double corners[] = { 0x1p-53,
+					  0.25,
+					  0.5,
+					  0.7071067811865475,
+					  0.7071067811865476,
+					  0.75,
+					  0.9999,
+					  1 - 0x1p-53,
+					  1 };
+	uint64_t r = 88172645463325252ULL;
+	double u, want, got;
+	int i;
+
+	(void)state;
+	assert_non_null(ln);
+	for (i = 0; i < 200000 + (int)(sizeof(corners) / sizeof(corners[0]));
+	     i++) {
+		if (i < 200000) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			u = (double)((r >> 11) + 1) * 0x1p-53;
+		} else {
+			u = corners[i - 200000];
+		}
+		want = log(u);
+		got = ln(u);
+		if (fabs(got - want) > 3e-9 * fabs(want))
+			fail_msg("ln(%.17g) = %.17g, libm %.17g", u, got, want);
+	}
+}
+
+/*
+ * A sample's weight is s / (1 - exp(-s / mean)), to the byte: small blocks
+ * (its series) and blocks of a sixteenth of the mean and more (expm1).
+ */
+static void test_sample_weights_exact(void **state)
+{
+	static const size_t sizes[] = { 1, 16, 100, 1000, 4000, 65536, 262144 };
+	const double mean = 1 << 20;
+	int small = 0, large = 0; /* samples under and over mean / 64 */
+	size_t s, i;
+	void *p;
+
+	(void)state;
+	zmalloc_set_sample_bytes((size_t)mean);
+	sampling(true);
+	/* Ends the interval drawn at the last rate: a weight is at its own. */
+	zfree(zmalloc(1 << 30));
+	for (i = 0; (small < 20 || large < 20) && i < 1000000; i++) {
+		s = sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+		p = zmalloc(s);
+		if (is_sampled(p)) {
+			uint64_t want = (uint64_t)llround(
+				(double)s / -expm1(-(double)s / mean));
+			uint64_t got = public_hdr(p)->weight;
+
+			if (got + 1 < want || got > want + 1)
+				fail_msg("weight of %zu bytes: %llu, want %llu",
+					 s, (unsigned long long)got,
+					 (unsigned long long)want);
+			if (s < mean / 64)
+				small++;
+			else
+				large++;
+		}
+		zfree(p);
+	}
+	sampling(false);
+	assert_true(small >= 20 && large >= 20);
+	zmalloc_set_sample_bytes(0);
+}
+
 static void *alloc_for_other_thread(void *arg)
 {
 	void **blocks = arg;
@@ -574,6 +650,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sample_estimates_unbiased),
 		cmocka_unit_test(test_sample_blocks_behave),
 		cmocka_unit_test(test_sample_every_entry_point),
+		cmocka_unit_test(test_sample_ln_matches_libm),
+		cmocka_unit_test(test_sample_weights_exact),
 		cmocka_unit_test(test_sample_live_word),
 		cmocka_unit_test(test_sample_stack),
 		cmocka_unit_test(test_sample_cross_thread_free),
