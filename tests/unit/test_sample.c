@@ -393,6 +393,46 @@ static void *grow_unsampled(void *unused)
 }
 
 /*
+ * In both copies: a request too large fails without the OOM handler from
+ * a try call and leaves the block it would resize untouched, and the
+ * usable resizes of a block (not NULL) give its new usable size.
+ */
+static void check_failures_and_resizes(bool on)
+{
+	size_t start = zmalloc_used_memory(), usable = 1;
+	unsigned char *p, *q;
+	int j;
+
+	if (on) {
+		sampling(true);
+		zfree(zmalloc(1 << 20)); /* ends the last interval */
+	}
+	assert_null(ztrymalloc(SIZE_MAX / 2));
+	assert_null(ztrycalloc_usable(SIZE_MAX / 2, &usable));
+	assert_int_equal(usable, 0);
+	p = zmalloc(40);
+	memset(p, 3, 40);
+	assert_null(ztryrealloc(p, SIZE_MAX / 2));
+	assert_null(ztryrealloc_usable(p, SIZE_MAX / 2, &usable));
+	assert_int_equal(usable, 0);
+	for (j = 0; j < 40; j++)
+		assert_int_equal(p[j], 3);
+	q = zrealloc_usable(p, 300, &usable);
+	assert_int_equal(usable, zmalloc_usable_size(q));
+	assert_int_equal(is_sampled(q), on);
+	p = ztryrealloc_usable(q, 3000, &usable);
+	assert_non_null(p);
+	assert_int_equal(usable, zmalloc_usable_size(p));
+	assert_int_equal(is_sampled(p), on);
+	for (j = 0; j < 40; j++)
+		assert_int_equal(p[j], 3);
+	if (on)
+		sampling(false);
+	zfree(p);
+	assert_int_equal(zmalloc_used_memory(), start);
+}
+
+/*
  * Each entry point is a dispatcher and two copies of its body, one of
  * them sampling: every one of them samples while the semaphore is up (at
  * one byte, every request), none while it is down, and each gives a block
@@ -461,6 +501,7 @@ static void test_sample_every_entry_point(void **state)
 				zfree(b[i]);
 			assert_int_equal(zmalloc_used_memory(), start);
 		}
+		check_failures_and_resizes(on);
 	}
 	zmalloc_set_sample_bytes(0);
 }
