@@ -82,7 +82,8 @@ static uint64_t thread_seed(struct zm_sampler *s)
 }
 
 /*
- * ln(x) for x > 0, within 3e-9 of libm's, relative: x = 2^e * m, m in
+ * ln(x) for a normal x > 0 (the draw's are in [2^-53, 1]), within 3e-9
+ * of libm's, relative: x = 2^e * m, m in
  * [sqrt(1/2), sqrt(2)), and ln(m) = 2 atanh(t), t = (m - 1) / (m + 1),
  * |t| < 0.172, by the series of atanh to t^9. A sample runs it once, with
  * the caches cold, where libm's log and expm1 (code and tables) cost 15-50
@@ -137,13 +138,15 @@ static uint64_t sample_weight(size_t n, uint64_t mean)
 bool zm_sample_cross(struct zm_sampler *s, size_t n, uint64_t *weight)
 {
 	bool armed = s->mean != 0;
+	uint64_t mean;
 
 	if (armed)
 		*weight = sample_weight(n, s->mean);
 	else
 		s->rng = thread_seed(s) | 1;
-	s->mean = __atomic_load_n(&zm_sample_control.mean_bytes,
-				  __ATOMIC_RELAXED);
+	mean = __atomic_load_n(&zm_sample_control.mean_bytes, __ATOMIC_RELAXED);
+	/* Whatever a tracer stored: past 2^62 a weight would overflow. */
+	s->mean = mean < ZM_SAMPLE_MEAN_MAX ? mean : ZM_SAMPLE_MEAN_MAX;
 	s->left = draw_interval(s);
 	return armed;
 }

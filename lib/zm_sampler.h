@@ -16,6 +16,9 @@
 
 #include "zmalloc_sampling.h"
 
+/* The largest mean taken from zm_sample_control; a larger one is this. */
+#define ZM_SAMPLE_MEAN_MAX ((uint64_t)1 << 62)
+
 struct zm_sampler {
 	int64_t left; /* bytes to the next sample */
 	uint64_t mean; /* mean of the current interval; 0 until armed */
@@ -36,7 +39,7 @@ extern struct zmalloc_sample_control zm_sample_control
 bool zm_sample_cross(struct zm_sampler *s, size_t n, uint64_t *weight)
 	__attribute__((visibility("hidden")));
 
-/* ln(x), x > 0, to 3e-9 relative: the draw's logarithm, libm's not (tested). */
+/* ln(x), normal x > 0, to 3e-9 relative: the draw's, not libm's (tested). */
 double zm_sample_ln(double x) __attribute__((visibility("hidden")));
 
 static inline bool zm_sample_tick(size_t n, uint64_t *weight)

@@ -413,6 +413,7 @@ static void check_failures_and_resizes(bool on)
 	p = zmalloc(40);
 	memset(p, 3, 40);
 	assert_null(ztryrealloc(p, SIZE_MAX / 2));
+	usable = 1;
 	assert_null(ztryrealloc_usable(p, SIZE_MAX / 2, &usable));
 	assert_int_equal(usable, 0);
 	for (j = 0; j < 40; j++)
@@ -542,11 +543,14 @@ static void test_sample_ln_matches_libm(void **state)
 
 /*
  * A sample's weight is s / (1 - exp(-s / mean)), to the byte: small blocks
- * (its series) and blocks of a sixteenth of the mean and more (expm1).
+ * (its series, to mean / 64, where its x^2 term is 20 bytes and more) and
+ * the blocks past that (expm1).
  */
 static void test_sample_weights_exact(void **state)
 {
-	static const size_t sizes[] = { 1, 16, 100, 1000, 4000, 65536, 262144 };
+	static const size_t sizes[] = { 1,     16,    100,   1000,
+					4000,  16000, 16383, 16384,
+					16385, 65536, 262144 };
 	const double mean = 1 << 20;
 	int small = 0, large = 0; /* samples under and over mean / 64 */
 	size_t s, i;

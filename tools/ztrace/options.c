@@ -140,7 +140,7 @@ static void print_mode_help(enum zt_mode mode)
 			"-d elapses or ^C (and at every -i), as a gzipped pprof profile\n"
 			"(-o FILE.pb.gz), folded stacks or an SVG flame graph.\n",
 		[ZT_MODE_TOP] =
-			"A full-screen live view, refreshed each second: used_memory,\n"
+			"A full-screen live view, redrawn every -i (1 s): used_memory,\n"
 			"RSS and live bytes with their history, the size histogram and\n"
 			"the stacks holding the most. Keys: s sort, p pause, q quit.\n",
 	};
@@ -286,6 +286,7 @@ static int refuse_option(int opt)
 {
 	const struct option *o = long_opts;
 	unsigned int bit = opt_bit(opt), m, n = 0, k = 0;
+	const char *sep;
 	char modes[128] = "";
 	size_t len = 0;
 
@@ -297,11 +298,11 @@ static int refuse_option(int opt)
 		if (!(mode_takes[m] & bit))
 			continue;
 		k++;
-		len += snprintf(modes + len, sizeof(modes) - len, "%s%s",
-				k == 1 ? "" :
-				k == n ? " and " :
-					 ", ",
+		sep = k == 1 ? "" : k == n ? " and " : ", ";
+		len += snprintf(modes + len, sizeof(modes) - len, "%s%s", sep,
 				mode_names[m]);
+		if (len >= sizeof(modes))
+			break; /* cut short: six modes never are */
 	}
 	p_err("'ztrace %s' does not take --%s (%s do%s): see 'ztrace %s --help'",
 	      env.mode_name, o->name ? o->name : "?", modes, n == 1 ? "es" : "",
