@@ -236,7 +236,7 @@ fail:
 /* One line of assembly to a line, which clang-format would reflow. */
 /* clang-format off */
 #define ZM_DISPATCH(name)						\
-	__asm__(".text\n"						\
+	__asm__(".pushsection .text\n"				\
 		".globl " ZM_STR(name) "\n"				\
 		".type " ZM_STR(name) ", @function\n"			\
 		".p2align 4\n"						\
@@ -247,7 +247,8 @@ fail:
 		"jne " ZM_STR(ZM_PASTE(name, _sampling)) "\n"		\
 		"jmp " ZM_STR(ZM_PASTE(name, _plain)) "\n"		\
 		".cfi_endproc\n"					\
-		".size " ZM_STR(name) ", .-" ZM_STR(name) "\n")
+		".size " ZM_STR(name) ", .-" ZM_STR(name) "\n"		\
+		".popsection\n")
 /* clang-format on */
 
 #define ZM_ENTRY(ret, name, params, ...)                                     \
