@@ -31,8 +31,8 @@
 #include <stdint.h>
 
 #define ZM_SAMPLE_HEAP_MAX ((uintptr_t)64 << 30) /* reserved, not committed */
-#define ZM_STASH_PAGES \
-	8 /* one-page samples a thread keeps (zm_sample_heap.c) */
+/* One-page samples a thread keeps (zm_sample_heap.c). */
+#define ZM_STASH_PAGES 8
 #include "zmalloc_sampling.h"
 
 #define ZM_SAMPLE_HDR_SIZE ZMALLOC_SAMPLE_HDR_SIZE
@@ -61,12 +61,18 @@ static inline bool zm_in_sample_heap(const void *p)
 	return false;
 }
 #else
+/*
+ * len first, with acquire: it pairs with the release that publishes it
+ * after base, so a nonzero len is never seen with the old base (0), which
+ * would take every pointer below len for a sample. On x86 both are plain
+ * loads still.
+ */
 static inline bool zm_in_sample_heap(const void *p)
 {
+	uintptr_t len =
+		__atomic_load_n(&zm_sample_region.len, __ATOMIC_ACQUIRE);
 	uintptr_t base =
 		__atomic_load_n(&zm_sample_region.base, __ATOMIC_RELAXED);
-	uintptr_t len =
-		__atomic_load_n(&zm_sample_region.len, __ATOMIC_RELAXED);
 
 	return __builtin_expect((uintptr_t)p - base < len, 0);
 }
