@@ -43,7 +43,7 @@
  * A tracer may change the rate of a running process without calling into
  * it: find ZMALLOC_SAMPLE_SYMBOL as zmalloc_counters.h describes for its
  * counters, check magic, and store the new mean_bytes (an aligned 8-byte
- * write; above 2^62 it is taken as 2^62). Each thread takes it at its next
+ * write; above 2^62 it is taken as 2^62, and 0 as the default). Each thread takes it at its next
  * interval. lost counts samples that could not be placed in the sampled
  * region and were dropped (their blocks were served unsampled): a tracer
  * should report it.

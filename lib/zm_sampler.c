@@ -116,7 +116,10 @@ static int64_t draw_interval(struct zm_sampler *s)
 	double u = (double)((xorshift64star(&s->rng) >> 11) + 1) * 0x1p-53;
 	double v = -zm_sample_ln(u) * (double)s->mean;
 
-	return v < 1 ? 1 : v > 0x1p62 ? (int64_t)1 << 62 : (int64_t)v;
+	if (v < 1)
+		return 1;
+	return v > (double)ZM_SAMPLE_MEAN_MAX ? (int64_t)ZM_SAMPLE_MEAN_MAX :
+						(int64_t)v;
 }
 
 /*
@@ -145,7 +148,12 @@ bool zm_sample_cross(struct zm_sampler *s, size_t n, uint64_t *weight)
 	else
 		s->rng = thread_seed(s) | 1;
 	mean = __atomic_load_n(&zm_sample_control.mean_bytes, __ATOMIC_RELAXED);
-	/* Whatever a tracer stored: past 2^62 a weight would overflow. */
+	/*
+	 * Whatever a tracer stored: 0 would leave the thread unarmed, to be
+	 * seeded again at every allocation; past 2^62 a weight overflows.
+	 */
+	if (!mean)
+		mean = ZMALLOC_SAMPLE_DEFAULT_BYTES;
 	s->mean = mean < ZM_SAMPLE_MEAN_MAX ? mean : ZM_SAMPLE_MEAN_MAX;
 	s->left = draw_interval(s);
 	return armed;

@@ -16,7 +16,7 @@
 
 #include "zmalloc_sampling.h"
 
-/* The largest mean taken from zm_sample_control; a larger one is this. */
+/* The largest mean (and interval) taken from zm_sample_control. */
 #define ZM_SAMPLE_MEAN_MAX ((uint64_t)1 << 62)
 
 struct zm_sampler {

@@ -585,6 +585,27 @@ static void test_sample_weights_exact(void **state)
 	zmalloc_set_sample_bytes(0);
 }
 
+/* A tracer that stores a mean of 0 gets the default, not a stalled sampler. */
+static void test_sample_zero_mean_is_default(void **state)
+{
+	int i, samples = 0;
+	void *p;
+
+	(void)state;
+	sampling(true);
+	zfree(zmalloc(1 << 30)); /* ends the last interval */
+	__atomic_store_n(&zm_sample_control.mean_bytes, 0, __ATOMIC_RELAXED);
+	zfree(zmalloc(1 << 30)); /* draws one at the mean stored: 0 */
+	for (i = 0; i < 16384; i++) { /* 16 MiB: about 32 samples */
+		p = zmalloc(1024);
+		samples += is_sampled(p);
+		zfree(p);
+	}
+	sampling(false);
+	zmalloc_set_sample_bytes(0);
+	assert_true(samples >= 8 && samples <= 96);
+}
+
 static void *alloc_for_other_thread(void *arg)
 {
 	void **blocks = arg;
@@ -697,6 +718,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sample_every_entry_point),
 		cmocka_unit_test(test_sample_ln_matches_libm),
 		cmocka_unit_test(test_sample_weights_exact),
+		cmocka_unit_test(test_sample_zero_mean_is_default),
 		cmocka_unit_test(test_sample_live_word),
 		cmocka_unit_test(test_sample_stack),
 		cmocka_unit_test(test_sample_cross_thread_free),
