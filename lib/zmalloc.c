@@ -222,17 +222,35 @@ fail:
 	{                                               \
 		return name##_body(false, __VA_ARGS__); \
 	}
-#elif defined(__x86_64__)
+#else
+/* The two copies: hidden functions (-fvisibility=hidden) the dispatcher names. */
+#define ZM_COPIES(ret, name, body, params, ...)                              \
+	__attribute__((noinline, used)) ret ZM_PASTE(name, _sampling) params \
+	{                                                                    \
+		return body(true, __VA_ARGS__);                              \
+	}                                                                    \
+	__attribute__((noinline, used)) ret ZM_PASTE(name, _plain) params    \
+	{                                                                    \
+		return body(false, __VA_ARGS__);                             \
+	}
+#endif
+
+#if !defined(ZM_NO_PROBES) && defined(__x86_64__)
 /*
  * The dispatcher in assembly: a compare of the semaphore in memory and a
  * jump straight to the copy. GCC cannot make a tail call conditional (it
  * branches to a jmp), which gave the sampling copy two taken branches in a
  * row: sampling on without a tracer (bench-sample's method) cost
- * 1.0094-1.0099x with that, 1.0025-1.0038x with this, at one thread. The
- * copies are hidden functions of their own, which the assembly names.
+ * 1.0094-1.0099x with that, 1.0025-1.0038x with this, at one thread. Under
+ * -fcf-protection it starts with the landing pad of an indirect call.
  */
 #define ZM_STR_(x) #x
 #define ZM_STR(x) ZM_STR_(x)
+#if defined(__CET__) && (__CET__ & 1)
+#define ZM_ENDBR "endbr64\n"
+#else
+#define ZM_ENDBR ""
+#endif
 /* One line of assembly to a line, which clang-format would reflow. */
 /* clang-format off */
 #define ZM_DISPATCH(name)						\
@@ -242,6 +260,7 @@ fail:
 		".p2align 4\n"						\
 		ZM_STR(name) ":\n"					\
 		".cfi_startproc\n"					\
+		ZM_ENDBR						\
 		"cmpw $0, "						\
 		ZM_STR(ZM_PROBE_SEMAPHORE(sample_alloc)) "(%rip)\n"	\
 		"jne " ZM_STR(ZM_PASTE(name, _sampling)) "\n"		\
@@ -251,32 +270,18 @@ fail:
 		".popsection\n")
 /* clang-format on */
 
-#define ZM_ENTRY(ret, name, params, ...)                                     \
-	__attribute__((noinline, used)) ret ZM_PASTE(name, _sampling) params \
-	{                                                                    \
-		return name##_body(true, __VA_ARGS__);                       \
-	}                                                                    \
-	__attribute__((noinline, used)) ret ZM_PASTE(name, _plain) params    \
-	{                                                                    \
-		return name##_body(false, __VA_ARGS__);                      \
-	}                                                                    \
-	ZM_API ret name params;                                              \
+#define ZM_ENTRY(ret, name, params, ...)                       \
+	ZM_COPIES(ret, name, name##_body, params, __VA_ARGS__) \
+	ZM_API ret name params;                                \
 	ZM_DISPATCH(name);
-#else /* the same dispatch in C, a jump more on the sampling path */
-#define ZM_ENTRY(ret, name, params, ...)                                      \
-	static __attribute__((noinline)) ret ZM_PASTE(name, _sampling) params \
-	{                                                                     \
-		return name##_body(true, __VA_ARGS__);                        \
-	}                                                                     \
-	static __attribute__((noinline)) ret ZM_PASTE(name, _plain) params    \
-	{                                                                     \
-		return name##_body(false, __VA_ARGS__);                       \
-	}                                                                     \
-	ZM_API ret name params                                                \
-	{                                                                     \
-		if (ZM_PROBE_ENABLED(sample_alloc))                           \
-			return ZM_PASTE(name, _sampling)(__VA_ARGS__);        \
-		return ZM_PASTE(name, _plain)(__VA_ARGS__);                   \
+#elif !defined(ZM_NO_PROBES) /* the dispatch in C: a jump more when sampling */
+#define ZM_ENTRY(ret, name, params, ...)                               \
+	ZM_COPIES(ret, name, name##_body, params, __VA_ARGS__)         \
+	ZM_API ret name params                                         \
+	{                                                              \
+		if (ZM_PROBE_ENABLED(sample_alloc))                    \
+			return ZM_PASTE(name, _sampling)(__VA_ARGS__); \
+		return ZM_PASTE(name, _plain)(__VA_ARGS__);            \
 	}
 #endif
 
