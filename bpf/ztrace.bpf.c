@@ -456,10 +456,11 @@ static __always_inline bool same_stack(const __u64 *a, const __u64 *b)
 #define ZT_STACK_PROBES 4
 
 /*
- * The id of the stack with KEY when it is stored, else ZT_STACK_NONE: the
- * ids store_stack() would try, up to the first that holds no key.
+ * The id of the stack with KEY when it is stored, and its slot in *SLOT;
+ * else ZT_STACK_NONE: the ids store_stack() would try, up to the first
+ * that holds no key.
  */
-static __always_inline __u32 known_stack(__u64 key)
+static __always_inline __u32 known_stack(__u64 key, struct zt_stack_slot **slot)
 {
 	__u32 id = stack_slot(key), k;
 	struct zt_stack_slot *known;
@@ -468,8 +469,10 @@ static __always_inline __u32 known_stack(__u64 key)
 		known = bpf_map_lookup_elem(&stack_slots, &id);
 		if (!known || !known->key)
 			break;
-		if (known->key == key)
+		if (known->key == key) {
+			*slot = known;
 			return id;
+		}
 	}
 	return ZT_STACK_NONE;
 }
@@ -568,9 +571,7 @@ static __always_inline bool read_sample_stack(struct pt_regs *ctx, __u64 *ips,
  * That one finds the buffer busy and drops its stack (counted) rather than
  * overwrite a walk half done. A sample's stack is read, not walked, when
  * SAMPLE is its block's address; KEY, when not 0, is the key the library's
- * hash gave it (get_stack()), checked against the frames read. That hash
- * covers the library's frames, so it stands for the stack only when
- * --stack-depth keeps exactly those and the probe's address.
+ * hash gave it (get_stack()), checked against the frames read.
  */
 static __noinline __u32 read_stack(struct pt_regs *ctx, struct zt_counters *c,
 				   __u64 sample, __u64 key)
@@ -608,21 +609,24 @@ static __noinline __u32 read_stack(struct pt_regs *ctx, struct zt_counters *c,
 }
 
 /*
- * The stack's id. A sample's known by its hash is the fast path, inline;
- * the rest, a walk or a read and a store, is read_stack(), a subprogram
- * out of the way: a sample runs cold, and the code it runs is then lines
- * to fetch too.
+ * The stack's id. A sample's known by its hash is the fast path, inline,
+ * which also gives the id's slot in *SLOT (else it is left NULL); the
+ * rest, a walk or a read and a store, is read_stack(), a subprogram out of
+ * the way: a sample runs cold, and the code it runs is then lines to fetch
+ * too. The library's hash covers its frames, so it stands for the stack
+ * only when --stack-depth keeps exactly those and the probe's address.
  */
 static __always_inline __u32 get_stack(struct pt_regs *ctx,
 				       struct zt_counters *c, __u64 sample,
-				       __u64 hash)
+				       __u64 hash, struct zt_stack_slot **slot)
 {
 	__u64 key = 0;
 	__u32 id;
 
+	*slot = NULL;
 	if (hash && stack_depth == ZT_SAMPLE_FRAMES + 1) {
 		key = stack_key_of(hash, PT_REGS_IP(ctx));
-		id = known_stack(key);
+		id = known_stack(key, slot);
 		if (id != ZT_STACK_NONE)
 			return id;
 	}
@@ -802,6 +806,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	const struct zt_bucket *bk;
 	struct zt_bucket b1, b2;
 	struct zt_stack_totals *t = NULL;
+	struct zt_stack_slot *slot; /* sampled mode's: not used here */
 	struct zt_block *blk;
 	__u32 stack_id = ZT_STACK_NONE, flags = 0, prev_tid = 0, zero = 0;
 	__u64 ts = 0;
@@ -811,7 +816,7 @@ static __always_inline void block_enter(struct pt_regs *ctx,
 	if (capture_stacks) {
 		/* Only leaks needs ages; hist and stat spare the clock. */
 		ts = birth_ns(bpf_map_lookup_elem(&clock_cache, &zero));
-		stack_id = get_stack(ctx, c, 0, 0);
+		stack_id = get_stack(ctx, c, 0, 0, &slot);
 		t = get_totals(c, stack_id);
 		if (t) {
 			ADD(t->allocs, 1);
@@ -907,8 +912,9 @@ static __always_inline void sample_enter(struct pt_regs *ctx,
 	sample_hist_add(sc, requested, weight, milli);
 	ts = birth_ns(&sc->clock);
 	if (capture_stacks) {
-		stack_id = get_stack(ctx, c, ptr, stack_hash);
-		st = get_sample_totals(c, stack_id);
+		stack_id = get_stack(ctx, c, ptr, stack_hash, &st);
+		if (!st)
+			st = get_sample_totals(c, stack_id);
 		if (st) {
 			ADD(st->samples, 1);
 			ADD(st->weight, weight);

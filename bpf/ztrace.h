@@ -31,7 +31,7 @@
  */
 #define ZT_SAMPLE_ARGS 5 /* ptr, requested, usable, weight, stack hash */
 #define ZT_SAMPLE_ARGS_READ 0x1b /* all but usable: the program's use */
-#define ZT_SHIST_ALLOC 0 /* sample_alloc, by requested size (the map) */
+#define ZT_SHIST_ALLOC 0 /* sample_alloc, by requested size (sample_cpu) */
 #define ZT_SHIST_FREE 1 /* samples found freed (user space only) */
 #define ZT_SHIST_KINDS 2
 #define ZT_MILLI 1000
