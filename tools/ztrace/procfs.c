@@ -69,18 +69,14 @@ int proc_rss_fd(int fd, __u64 *bytes)
 	return 0;
 }
 
-int proc_rss(pid_t pid, __u64 *bytes)
+int proc_statm_open(pid_t pid)
 {
 	char path[64];
-	int fd, err;
+	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/statm", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	err = proc_rss_fd(fd, bytes);
-	close(fd);
-	return err;
+	return fd < 0 ? -errno : fd;
 }
 
 static int parse_map_line(const char *line, struct zt_map *m)

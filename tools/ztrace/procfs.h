@@ -28,8 +28,9 @@ bool proc_alive(pid_t pid);
 int proc_comm(pid_t pid, char *buf, size_t len);
 /* The process (thread group) that thread PID belongs to. */
 pid_t proc_tgid(pid_t pid);
-int proc_rss(pid_t pid, __u64 *bytes);
-/* The same from an open /proc/PID/statm, read again from its start. */
+/* /proc/PID/statm opened, to be read by proc_rss_fd(); or -errno. */
+int proc_statm_open(pid_t pid);
+/* Resident bytes from an open /proc/PID/statm, read again from its start. */
 int proc_rss_fd(int fd, __u64 *bytes);
 int proc_maps_foreach(pid_t pid, zt_map_fn fn, void *ctx);
 

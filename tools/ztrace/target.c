@@ -40,13 +40,13 @@ void target_close(struct zt_target *t)
 
 int target_rss(struct zt_target *t, __u64 *bytes)
 {
-	char path[64];
+	int fd;
 
 	if (t->statm_fd < 0) {
-		snprintf(path, sizeof(path), "/proc/%d/statm", t->pid);
-		t->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (t->statm_fd < 0)
-			return -errno;
+		fd = proc_statm_open(t->pid);
+		if (fd < 0)
+			return fd;
+		t->statm_fd = fd;
 	}
 	return proc_rss_fd(t->statm_fd, bytes);
 }
