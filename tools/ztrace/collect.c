@@ -169,7 +169,10 @@ int collect_counters(const struct zt_probes *p, struct zt_snapshot *s)
 	s->mono_ns = mono_now_ns();
 	key = 0;
 	err = lookup_percpu_sum(cfd, &key, &s->c, sizeof(s->c), p->ncpus);
-	for (kind = 0; !err && kind < ZT_HIST_KINDS; kind++) {
+	/* Sampled mode's programs leave the exact histogram at zero. */
+	if (p->sampled)
+		memset(s->hist, 0, sizeof(s->hist));
+	for (kind = 0; !err && !p->sampled && kind < ZT_HIST_KINDS; kind++) {
 		for (b = 0; !err && b < ZT_HIST_BUCKETS; b++) {
 			key = kind * ZT_HIST_BUCKETS + b;
 			err = lookup_percpu_sum(hfd, &key, &s->hist[kind][b],
