@@ -26,7 +26,7 @@
 #    as the kernel set it on attach; in the other the work holds it at 0,
 #    so that the library neither counts down to a sample nor fires the
 #    probe: the untraced path, instruction for instruction. The order
-#    alternates, on-off then off-on, and the threads stay up throughout.
+#    alternates, off-on then on-off, and the threads stay up throughout.
 #  - A pair's ratio is its CPU time per operation (each thread's own CPU
 #    clock: the library's sampling, the uprobe and the BPF program are
 #    all charged to it), on over off. The median of every pair of every
