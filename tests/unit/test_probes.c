@@ -125,23 +125,29 @@ static void check_site_section(struct lib *lib, GElf_Addr pc,
  * static link ztrace tells the library's frames by their zm_ prefix, so
  * every function with a probe site must have it.
  */
+struct site_function {
+	GElf_Addr pc;
+	const char *name;
+};
+
+static void match_site(const GElf_Sym *sym, const char *name, void *arg)
+{
+	struct site_function *f = arg;
+
+	if (GELF_ST_TYPE(sym->st_info) == STT_FUNC && f->pc >= sym->st_value &&
+	    f->pc < sym->st_value + sym->st_size)
+		f->name = name;
+}
+
 static const char *site_function(struct lib *lib, GElf_Addr pc)
 {
+	struct site_function f = { .pc = pc };
 	GElf_Shdr sh;
 	Elf_Scn *scn = zm_test_elf_section(lib->elf, ".symtab", &sh);
-	Elf_Data *data = scn ? elf_getdata(scn, NULL) : NULL;
-	size_t i;
 
-	for (i = 0; data && i < sh.sh_size / sh.sh_entsize; i++) {
-		GElf_Sym sym;
-
-		if (!gelf_getsym(data, (int)i, &sym))
-			break;
-		if (GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
-		    pc >= sym.st_value && pc < sym.st_value + sym.st_size)
-			return elf_strptr(lib->elf, sh.sh_link, sym.st_name);
-	}
-	return NULL;
+	if (scn)
+		zm_test_for_each_symbol(lib->elf, scn, &sh, match_site, &f);
+	return f.name;
 }
 
 static void check_note(struct lib *lib, const unsigned char *desc, size_t len)

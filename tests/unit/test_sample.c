@@ -51,14 +51,25 @@ static int find_lib_cb(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 /* Address of a symbol of the loaded libzmalloc, from its .symtab. */
+struct named_symbol {
+	const char *name;
+	uintptr_t value; /* 0 until found */
+};
+
+static void match_name(const GElf_Sym *sym, const char *name, void *arg)
+{
+	struct named_symbol *s = arg;
+
+	if (!s->value && strcmp(name, s->name) == 0)
+		s->value = sym->st_value;
+}
+
 static uintptr_t lib_symbol(const char *name)
 {
 	struct find_lib f = { .suffix = "libzmalloc.so.1" };
+	struct named_symbol s = { .name = name };
 	GElf_Shdr shdr;
 	Elf_Scn *scn;
-	uintptr_t addr = 0;
-	Elf_Data *data;
-	size_t i;
 	Elf *elf;
 	int fd;
 
@@ -69,20 +80,10 @@ static uintptr_t lib_symbol(const char *name)
 	if (!elf)
 		return 0;
 	scn = zm_test_elf_section(elf, ".symtab", &shdr);
-	data = scn ? elf_getdata(scn, NULL) : NULL;
-	for (i = 0; data && i < shdr.sh_size / shdr.sh_entsize; i++) {
-		GElf_Sym sym;
-
-		if (!gelf_getsym(data, (int)i, &sym))
-			break;
-		if (strcmp(elf_strptr(elf, shdr.sh_link, sym.st_name), name) ==
-		    0) {
-			addr = f.bias + sym.st_value;
-			break;
-		}
-	}
+	if (scn)
+		zm_test_for_each_symbol(elf, scn, &shdr, match_name, &s);
 	zm_test_elf_close(elf, fd);
-	return addr;
+	return s.value ? f.bias + s.value : 0;
 }
 
 static void sampling(bool on)
@@ -353,8 +354,25 @@ static void test_sample_blocks_behave(void **state)
 	zmalloc_set_sample_bytes(0);
 }
 
-/* Every allocating entry point: N blocks of 100 bytes, zeroed by calloc. */
-static int alloc_each_way(void **b, size_t *usable, void *(*grow)(void *))
+/* A 50-byte block taken with sampling off, resized to 100 by RESIZE. */
+static void *grow_unsampled(void *(*resize)(void *, size_t))
+{
+	unsigned short on = *sample_semaphore;
+	void *p;
+
+	*sample_semaphore = 0;
+	p = zmalloc(50);
+	*sample_semaphore = on;
+	memset(p, 7, 50);
+	return resize(p, 100);
+}
+
+/*
+ * Every allocating entry point: N blocks of 100 bytes, zeroed by calloc,
+ * the last one grown by RESIZE.
+ */
+static int alloc_each_way(void **b, size_t *usable,
+			  void *(*resize)(void *, size_t))
 {
 	int n = 0;
 
@@ -372,24 +390,8 @@ static int alloc_each_way(void **b, size_t *usable, void *(*grow)(void *))
 	b[n++] = zrealloc_usable(NULL, 100, &usable[4]);
 	b[n++] = ztryrealloc_usable(NULL, 100, &usable[5]);
 	b[n++] = zstrdup("a string of its own"); /* through zmalloc */
-	/* A resize to 100 of a 50-byte block taken with sampling off. */
-	b[n++] = grow(NULL);
+	b[n++] = grow_unsampled(resize);
 	return n;
-}
-
-static void *(*resize_fn)(void *, size_t);
-
-static void *grow_unsampled(void *unused)
-{
-	unsigned short on = *sample_semaphore;
-	void *p;
-
-	(void)unused;
-	*sample_semaphore = 0;
-	p = zmalloc(50);
-	*sample_semaphore = on;
-	memset(p, 7, 50);
-	return resize_fn(p, 100);
 }
 
 /*
@@ -451,7 +453,6 @@ static void test_sample_every_entry_point(void **state)
 	zmalloc_set_sample_bytes(1);
 	for (on = 1; on >= 0; on--) {
 		for (r = 0; r < 2; r++) {
-			resize_fn = resizes[r];
 			if (on) {
 				sampling(true);
 				/* Ends the interval drawn at the last rate. */
@@ -465,7 +466,7 @@ static void test_sample_every_entry_point(void **state)
 				zfree(b[i]);
 			}
 			memset(usable, 0xff, sizeof(usable));
-			n = alloc_each_way(b, usable, grow_unsampled);
+			n = alloc_each_way(b, usable, resizes[r]);
 			if (on)
 				sampling(false);
 			assert_int_equal(n, 15);

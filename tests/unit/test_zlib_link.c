@@ -164,27 +164,6 @@ static void test_zlib_link_hooks_through_zmalloc(void **state)
 	assert_int_equal(zmalloc_used_memory(), start);
 }
 
-/* Calls fn(sym, name, arg) for every symbol of the table in section scn. */
-static void for_each_symbol(Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr,
-			    void (*fn)(const GElf_Sym *, const char *, void *),
-			    void *arg)
-{
-	Elf_Data *data = elf_getdata(scn, NULL);
-	size_t i, n;
-
-	assert_non_null(data);
-	n = shdr->sh_size / shdr->sh_entsize;
-	for (i = 1; i < n; i++) {
-		GElf_Sym sym;
-		const char *name;
-
-		assert_non_null(gelf_getsym(data, (int)i, &sym));
-		name = elf_strptr(elf, shdr->sh_link, sym.st_name);
-		assert_non_null(name);
-		fn(&sym, name, arg);
-	}
-}
-
 #ifndef ZM_TEST_STATIC
 
 #define MAX_VERDEFS 8
@@ -265,7 +244,7 @@ static void test_zlib_link_exports_only_zm(void **state)
 	assert_string_equal(c.verdefs[0], "ZMALLOC_1");
 	scn = zm_test_elf_section(elf, ".dynsym", &shdr);
 	assert_non_null(scn);
-	for_each_symbol(elf, scn, &shdr, check_dynsym, &c);
+	zm_test_for_each_symbol(elf, scn, &shdr, check_dynsym, &c);
 	zm_test_elf_close(elf, fd);
 	assert_true(c.have_zm_calloc);
 	assert_true(c.have_zm_counters);
@@ -335,7 +314,7 @@ static void test_zlib_link_static_symbols(void **state)
 	assert_non_null(elf);
 	scn = zm_test_elf_section(elf, ".symtab", &shdr);
 	assert_non_null(scn); /* the test is not stripped */
-	for_each_symbol(elf, scn, &shdr, check_symtab, &c);
+	zm_test_for_each_symbol(elf, scn, &shdr, check_symtab, &c);
 	zm_test_elf_close(elf, fd);
 	assert_int_equal(c.deflate_defs, 1);
 	assert_int_equal(c.zm_calloc_defs, 1);

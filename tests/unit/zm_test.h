@@ -163,4 +163,26 @@ static inline Elf_Scn *zm_test_elf_section(Elf *elf, const char *name,
 	return NULL;
 }
 
+/* Calls fn(sym, name, arg) for every symbol of the table in section scn. */
+static inline void
+zm_test_for_each_symbol(Elf *elf, Elf_Scn *scn, const GElf_Shdr *shdr,
+			void (*fn)(const GElf_Sym *, const char *, void *),
+			void *arg)
+{
+	Elf_Data *data = elf_getdata(scn, NULL);
+	size_t i, n;
+
+	assert_non_null(data);
+	n = shdr->sh_size / shdr->sh_entsize;
+	for (i = 1; i < n; i++) {
+		GElf_Sym sym;
+		const char *name;
+
+		assert_non_null(gelf_getsym(data, (int)i, &sym));
+		name = elf_strptr(elf, shdr->sh_link, sym.st_name);
+		assert_non_null(name);
+		fn(&sym, name, arg);
+	}
+}
+
 #endif /* ZM_TEST_H */
