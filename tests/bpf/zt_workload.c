@@ -27,9 +27,10 @@
  *   deep N [K]  K 4 KiB blocks (default 1) leaked from deep_frame, N calls
  *             of it deep, all from one stack
  *   reuse N   after sync "start", N blocks of 64 bytes allocated and freed
- *             (sync "freed"), then N more held (sync "held": with every
- *             block sampled, at the addresses of the first N's samples),
- *             then freed (sync "end")
+ *             (sync "freed"), then N more held (sync "held", which also
+ *             prints reused=K: K of them at an address of the first N;
+ *             with every block sampled but the thread's first, at those
+ *             of the first N - 1 samples), then freed (sync "end")
  *
  * At each sync point it prints "ZT_SYNC <name> used_memory=<bytes> pid=<pid>"
  * on stdout and, with --wait, reads a line from stdin before going on.
@@ -494,19 +495,30 @@ static NOINLINE int run_loop(void)
 
 static int run_reuse(long n)
 {
-	void **v = calloc(n, sizeof(*v));
-	long i;
+	void **v = calloc(n, sizeof(*v)), **old = calloc(n, sizeof(*old));
+	long i, j, reused = 0;
+	char held[32];
 
-	if (!v)
+	if (!v || !old)
 		return 1;
 	sync_point("start");
 	for (i = 0; i < n; i++)
+		old[i] = zmalloc(64);
+	for (i = 0; i < n; i++)
+		zfree(old[i]);
+	sync_point("freed");
+	for (i = 0; i < n; i++) {
 		v[i] = zmalloc(64);
+		for (j = 0; j < n && old[j] != v[i]; j++)
+			;
+		reused += j < n;
+	}
+	snprintf(held, sizeof(held), "held reused=%ld", reused);
+	sync_point(held);
 	for (i = 0; i < n; i++)
 		zfree(v[i]);
-	sync_point("freed");
-	hold_then_free(v, n, 64, "held");
 	free(v);
+	free(old);
 	sync_point("end");
 	return 0;
 }
