@@ -47,6 +47,13 @@
 
 #define ZM_API __attribute__((visibility("default")))
 
+/*
+ * The functions of the hot paths start on a cache line: otherwise where
+ * they fall moves with any change elsewhere in the library, and a shift
+ * of 48 bytes was seen to cost the untraced zmalloc + zfree 1-3%.
+ */
+#define ZM_HOT __attribute__((aligned(64)))
+
 /* Valkey's limit: a request of half the address space or more fails. */
 #define ZM_MAX_REQUEST (SIZE_MAX / 2)
 
@@ -225,11 +232,13 @@ fail:
 #else
 /* The two copies: hidden functions (-fvisibility=hidden) the dispatcher names. */
 #define ZM_COPIES(ret, name, body, params, ...)                              \
-	__attribute__((noinline, used)) ret ZM_PASTE(name, _sampling) params \
+	ZM_HOT __attribute__((noinline, used)) ret ZM_PASTE(name, _sampling) \
+		params                                                       \
 	{                                                                    \
 		return body(true, __VA_ARGS__);                              \
 	}                                                                    \
-	__attribute__((noinline, used)) ret ZM_PASTE(name, _plain) params    \
+	ZM_HOT __attribute__((noinline, used)) ret ZM_PASTE(name, _plain)    \
+		params                                                       \
 	{                                                                    \
 		return body(false, __VA_ARGS__);                             \
 	}
@@ -257,7 +266,7 @@ fail:
 	__asm__(".pushsection .text\n"				\
 		".globl " ZM_STR(name) "\n"				\
 		".type " ZM_STR(name) ", @function\n"			\
-		".p2align 4\n"						\
+		".p2align 6\n"						\
 		ZM_STR(name) ":\n"					\
 		".cfi_startproc\n"					\
 		ZM_ENDBR						\
@@ -412,7 +421,7 @@ ZM_API char *zstrdup(const char *s)
 	return copy;
 }
 
-ZM_API void zfree(void *ptr)
+ZM_API ZM_HOT void zfree(void *ptr)
 {
 	bool sampled;
 
@@ -422,7 +431,7 @@ ZM_API void zfree(void *ptr)
 	zm_release(ptr, zm_usable(ptr, sampled), sampled);
 }
 
-ZM_API void zfree_usable(void *ptr, size_t *usable)
+ZM_API ZM_HOT void zfree_usable(void *ptr, size_t *usable)
 {
 	size_t size = 0;
 	bool sampled;
@@ -436,7 +445,7 @@ ZM_API void zfree_usable(void *ptr, size_t *usable)
 		*usable = size;
 }
 
-ZM_API void zfree_with_size(void *ptr, size_t size)
+ZM_API ZM_HOT void zfree_with_size(void *ptr, size_t size)
 {
 	bool sampled;
 
